@@ -22,7 +22,7 @@ RANK = {
     "lang": 4,
     "vm": 5, "kernel": 5,
     "trace": 6, "cc": 6,
-    "cli": 7, "__init__": 7, "__main__": 7,
+    "cli": 7, "__init__": 8, "__main__": 8,
 }
 LOW_LEVEL_OS = {"fcntl"}
 
