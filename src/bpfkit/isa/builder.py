@@ -79,6 +79,14 @@ def _size(nbytes: int) -> Size:
         raise AsmError(f"access size must be 1, 2, 4 or 8 bytes, not {nbytes}") from None
 
 
+def _with_offset(insn: Instruction, field: Literal["off", "imm"], delta: int) -> Instruction:
+    if field == "imm" and insn.opcode == LD_IMM64:
+        # Only the first slot's 32-bit imm holds a function pointer's offset; a negative offset must
+        # not spill into the second slot's half.
+        return replace(insn, imm=(insn.imm & ~0xFFFFFFFF) | (delta & 0xFFFFFFFF))
+    return replace(insn, **{field: delta})
+
+
 class Builder:
     """Collects instructions, labels and references; `build()` resolves labels to offsets."""
 
@@ -115,11 +123,19 @@ class Builder:
     def has_label(self, name: str) -> bool:
         return name in self._labels
 
+    def emit_ref(self, insn: Instruction, target: Target, field: Literal["off", "imm"] = "off") -> Builder:
+        """Emit `insn` with `field` set to the offset of `target` (a label, or an int relative offset).
+
+        The offset is relative to the next slot, as for jumps; for LD_IMM64 only the low 32 bits of
+        the immediate are set (a function pointer's `imm`), the high half is kept.
+        """
+        return self._target(insn, target, field)
+
     def _target(self, insn: Instruction, target: Target, field: Literal["off", "imm"]) -> Builder:
         if isinstance(target, str):
             self._fixups.append(_Fixup(len(self._insns), target, field, self.line))
             return self.emit(insn)
-        return self.emit(replace(insn, **{field: target}))
+        return self.emit(_with_offset(insn, field, target))
 
     # -- ALU --------------------------------------------------------------------------------------
     def alu(self, op: str, dst: Operand, x: Operand = 0, *, is64: bool = True) -> Builder:
@@ -257,7 +273,7 @@ class Builder:
             if not -(1 << (bits - 1)) <= delta < (1 << (bits - 1)):
                 raise AsmError(f"jump to {fix.label!r} is {delta} slots away: out of range for a "
                                f"{bits}-bit offset", index=slots[fix.index], line=fix.line)
-            insns[fix.index] = replace(insn, **{fix.field: delta})
+            insns[fix.index] = _with_offset(insn, fix.field, delta)
         return insns
 
     def encode(self) -> bytes:
