@@ -1,0 +1,310 @@
+"""`Vm` and `VmProgram`: the userspace runtime's public face, shaped like the kernel layer.
+
+    vm = Vm()
+    counts = vm.create_map(MapSpec(MapType.ARRAY, 4, 8, 1, name="counts"))
+    prog = vm.load(insns, prog_type=ProgType.XDP, maps={"counts": counts})
+    result = prog.test_run(data=packet)          # TestRunResult(retval, data_out, ctx_out, ...)
+
+Two engines give identical results: "fast" (translated to Python, the default) and "interp" (the
+interpreter, which can `trace` every instruction and single-step through `debug()`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bpfkit.errors import BpfkitError, VmError, VmLimitError
+from bpfkit.isa.builder import Relocation
+from bpfkit.isa.instruction import Instruction
+from bpfkit.obj.spec import MapSpec, ProgramSpec
+from bpfkit.uapi.enums import ProgType
+from bpfkit.uapi.insn import PseudoSrc
+from bpfkit.vm.context import Context, RawContext, RawMemory, SkbContext, XdpContext
+from bpfkit.vm.helpers import HelperRegistry, default_helpers
+from bpfkit.vm.interp import Interpreter, InterpreterEngine, TraceFn, TraceStep
+from bpfkit.vm.maps import ProgArrayMap, RingbufMap, VmMap, create_map
+from bpfkit.vm.memory import DATA_SLOT0, AddressSpace
+from bpfkit.vm.program import LoadedProgram
+from bpfkit.vm.runtime import DEFAULT_BUDGET, HelperFn, ProgramExit, RunState, map_stacks
+from bpfkit.vm.translate import TranslatedEngine, translated
+
+EngineName = Literal["fast", "interp"]
+ENGINES: tuple[EngineName, ...] = ("fast", "interp")
+
+_SKB_L2 = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.LWT_XMIT}
+_SKB_L3 = {ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT}
+
+
+@dataclass(frozen=True, slots=True)
+class TestRunResult:
+    """What one `test_run` gives back, like BPF_PROG_TEST_RUN: r0 of the last run, the packet and
+    context after it, and the mean wall time per run. `instructions` counts the last run's steps."""
+
+    __test__ = False  # not a pytest test class
+
+    retval: int
+    data_out: bytes = b""
+    ctx_out: bytes = b""
+    duration_ns: int = 0
+    instructions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """The "current task" the task helpers report (get_current_pid_tgid, _uid_gid, _comm)."""
+
+    pid: int
+    tgid: int
+    uid: int
+    gid: int
+    comm: str
+
+    @staticmethod
+    def this_process() -> Task:
+        return Task(os.getpid(), os.getpid(), os.getuid(), os.getgid(), "python")
+
+
+class Vm:
+    """A userspace eBPF machine: maps, helpers, and programs that run against them.
+
+    `ncpus` simulated CPUs back the per-CPU maps (`cpu` picks the one runs execute on); `seed` makes
+    bpf_get_prandom_u32 reproducible; `clock` (ns) replaces the monotonic clock for ktime helpers.
+    """
+
+    def __init__(self, *, helpers: HelperRegistry | None = None, ncpus: int = 2,
+                 budget: int | None = DEFAULT_BUDGET, engine: EngineName = "fast",
+                 seed: int | None = None, clock: Callable[[], int] | None = None,
+                 task: Task | None = None) -> None:
+        if ncpus < 1:
+            raise VmError("a VM needs at least one CPU")
+        if engine not in ENGINES:
+            raise VmError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+        self.helpers = helpers.copy() if helpers is not None else default_helpers()
+        self.ncpus = ncpus
+        self.cpu = 0
+        self.budget = budget
+        self.engine: EngineName = engine
+        self.random = random.Random(seed)
+        self._clock = clock or time.monotonic_ns
+        self.task = task or Task.this_process()
+        self.mem = AddressSpace()
+        self.stacks = map_stacks(self.mem)
+        self.maps: list[VmMap] = []
+        self._maps_by_addr: dict[int, VmMap] = {}
+        self.trace_output: list[str] = []
+        """Lines written by bpf_trace_printk, oldest first."""
+
+    def __enter__(self) -> Vm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release (no kernel objects); present for symmetry with the kernel layer."""
+
+    def clock_ns(self) -> int:
+        return self._clock()
+
+    # -- maps -------------------------------------------------------------------------------------
+    def create_map(self, spec: MapSpec) -> VmMap:
+        """Create a map from a `MapSpec` (its `contents` are written in)."""
+        vm_map = create_map(spec, self.mem, len(self.maps), ncpus=self.ncpus)
+        if spec.freeze:
+            vm_map.frozen = True
+        self.maps.append(vm_map)
+        self._maps_by_addr[vm_map.address] = vm_map
+        return vm_map
+
+    def map_at(self, addr: int) -> VmMap | None:
+        """The map whose `struct bpf_map` address is `addr`."""
+        return self._maps_by_addr.get(addr)
+
+    def map_by_fd(self, fd: int) -> VmMap | None:
+        index = fd - 1000
+        return self.maps[index] if 0 <= index < len(self.maps) else None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def register_helper(self, helper_id: int, fn: HelperFn, name: str | None = None) -> None:
+        """Add a helper `fn(rt, r1, r2, r3, r4, r5) -> r0` for programs loaded from now on."""
+        self.helpers.register(helper_id, fn, name)
+
+    # -- programs ---------------------------------------------------------------------------------
+    def load(self, program: Sequence[Instruction] | bytes | ProgramSpec, *,
+             prog_type: ProgType | None = None, name: str = "",
+             maps: Mapping[str, VmMap] | Sequence[VmMap] | None = None,
+             relocations: Sequence[Relocation] = ()) -> VmProgram:
+        """Load instructions, bytecode or a `ProgramSpec`.
+
+        Map references: BPF_PSEUDO_MAP_FD/MAP_VALUE immediates are `VmMap.fd`s; MAP_IDX/MAP_IDX_VALUE
+        index `maps` (a sequence, like the kernel's fd_array); `relocations` (from `Builder`) name maps
+        in `maps` (a mapping by name) and patch the LD_IMM64 at their slot.
+        """
+        if isinstance(program, ProgramSpec):
+            prog_type = program.type if prog_type is None else prog_type
+            name = name or program.name
+            insns: Sequence[Instruction] | bytes = program.insns if isinstance(program.insns, bytes) \
+                else list(program.insns)
+        else:
+            insns = program
+        by_slot: dict[int, VmMap] = {}
+        if relocations:
+            if not isinstance(maps, Mapping):
+                raise VmError("relocations name maps: pass `maps` as a mapping of name -> VmMap")
+            for reloc in relocations:
+                if reloc.symbol not in maps:
+                    raise VmError(f"relocation at slot {reloc.slot}: no map named {reloc.symbol!r}")
+                by_slot[reloc.slot] = maps[reloc.symbol]
+        fd_array = list(maps) if isinstance(maps, Sequence) else []
+
+        def resolve(slot: int, insn: Instruction) -> int:
+            lo, hi = insn.imm & 0xFFFFFFFF, (insn.imm >> 32) & 0xFFFFFFFF
+            vm_map = by_slot.get(slot)
+            if vm_map is None:
+                if insn.src in (PseudoSrc.MAP_IDX, PseudoSrc.MAP_IDX_VALUE):
+                    vm_map = fd_array[lo] if lo < len(fd_array) else None
+                else:
+                    vm_map = self.map_by_fd(lo)
+            if vm_map is None:
+                raise VmError(f"LD_IMM64 refers to map {lo}, which this VM does not have", slot, insn)
+            if insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE):
+                return vm_map.value_address(hi)
+            return vm_map.address
+
+        loaded = LoadedProgram(insns, helpers=self.helpers.table(), resolve_pseudo=resolve,
+                               name=name or "prog")
+        return VmProgram(self, loaded, prog_type)
+
+    def _context(self, prog_type: ProgType | None, data: bytes, ctx: bytes | None) -> Context:
+        if prog_type is None:
+            return RawMemory(data, ctx)
+        if prog_type == ProgType.XDP:
+            return XdpContext(data, ctx)
+        if prog_type in _SKB_L2:
+            return SkbContext(data, ctx, l2=True)
+        if prog_type in _SKB_L3:
+            return SkbContext(data, ctx, l2=False)
+        return RawContext(data, ctx, writable=prog_type == ProgType.SYSCALL)
+
+    def _state(self, loaded: LoadedProgram, engine: EngineName, trace: TraceFn | None,
+               budget: int | None) -> RunState:
+        eng = TranslatedEngine() if engine == "fast" else InterpreterEngine(trace)
+        rt = RunState(self.mem, eng, loaded, helpers=loaded.helpers, budget=budget, host=self)
+        rt.cpu = self.cpu
+        return rt
+
+    def _end_run(self) -> None:
+        for vm_map in self.maps:
+            if isinstance(vm_map, RingbufMap):
+                vm_map.release_all()
+
+
+class VmProgram:
+    """A program loaded into a `Vm`."""
+
+    def __init__(self, vm: Vm, loaded: LoadedProgram, prog_type: ProgType | None) -> None:
+        self.vm = vm
+        self.loaded = loaded
+        self.prog_type = prog_type
+
+    def __enter__(self) -> VmProgram:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release; present for symmetry with `bpfkit.kernel.Program`."""
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def python_source(self) -> str:
+        """The Python the fast engine runs for this program."""
+        return translated(self.loaded).source
+
+    def test_run(self, data: bytes = b"", ctx: bytes | None = None, repeat: int = 1, *,
+                 engine: EngineName | None = None, trace: TraceFn | list[TraceStep] | None = None,
+                 budget: int | Literal["default"] | None = "default", cpu: int | None = None
+                 ) -> TestRunResult:
+        """Run the program `repeat` times on `data` / `ctx` (as BPF_PROG_TEST_RUN does).
+
+        `trace` (a callback or a list to append to) receives every executed instruction with the
+        registers after it; it forces the interpreter. Faults raise `VmError` subclasses naming the
+        instruction.
+        """
+        vm = self.vm
+        if isinstance(trace, list):
+            trace = trace.append
+        chosen: EngineName = "interp" if trace is not None else (engine or vm.engine)
+        if chosen not in ENGINES:
+            raise VmError(f"unknown engine {chosen!r} (choose from {', '.join(ENGINES)})")
+        limit = vm.budget if budget == "default" else budget
+        if repeat < 1:
+            repeat = 1
+        context = vm._context(self.prog_type, bytes(data), ctx)
+        setup = context.setup(vm.mem, DATA_SLOT0)
+        rt = vm._state(self.loaded, chosen, trace, limit)
+        if cpu is not None:
+            if not 0 <= cpu < vm.ncpus:
+                raise VmError(f"cpu {cpu} out of range (the VM has {vm.ncpus})")
+            rt.cpu = cpu
+        rt.packet = setup.packet
+        rt.context = context
+        rt.ctx = setup.args[0]
+        if chosen == "fast":
+            translated(self.loaded)  # translate outside the timed loop
+        retval = 0
+        start = time.perf_counter_ns()
+        try:
+            for _ in range(repeat):
+                rt.n = 0
+                rt.depth = -1
+                rt.tail_calls = 0
+                retval = _execute(rt, self.loaded, setup.args)
+        finally:
+            vm._end_run()
+        elapsed = time.perf_counter_ns() - start
+        return TestRunResult(retval, context.data_out(), context.ctx_out(), elapsed // repeat, rt.n)
+
+    def debug(self, data: bytes = b"", ctx: bytes | None = None, *,
+              trace: TraceFn | None = None) -> Interpreter:
+        """An interpreter stopped before the first instruction: call `step()` to advance, read `pc`
+        and `regs` between steps; `retval` is set once it has finished."""
+        vm = self.vm
+        context = vm._context(self.prog_type, bytes(data), ctx)
+        setup = context.setup(vm.mem, DATA_SLOT0)
+        rt = vm._state(self.loaded, "interp", trace, vm.budget)
+        rt.packet = setup.packet
+        rt.context = context
+        rt.ctx = setup.args[0]
+        return Interpreter(rt, self.loaded, 0, setup.args, trace)
+
+    def set_tail_call(self, prog_array: VmMap, index: int) -> None:
+        """Put this program in `prog_array` at `index`."""
+        if not isinstance(prog_array, ProgArrayMap):
+            raise VmError(f"map {prog_array.name!r} is not a program array")
+        prog_array.set(index, self)
+
+
+def _execute(rt: RunState, loaded: LoadedProgram, args: tuple[int, ...]) -> int:
+    """One run: r0, or a BpfkitError. Anything else escaping an engine is a bug, reported as VmError."""
+    try:
+        return rt.engine.call(rt, loaded, 0, args)
+    except ProgramExit as stop:
+        return stop.value
+    except BpfkitError:
+        raise
+    except RecursionError:
+        raise VmLimitError("Python recursion limit reached (calls, callbacks and tail calls "
+                           "nested too deeply)") from None
+    except Exception as exc:  # pragma: no cover - a bug in the VM, never the program's fault
+        raise VmError(f"internal error in the VM: {exc!r}") from exc
+
