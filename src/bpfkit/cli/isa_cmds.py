@@ -12,7 +12,9 @@ from typing import Any
 from bpfkit.elf import code_sections, is_elf
 from bpfkit.errors import AsmError
 from bpfkit.isa import assemble, decode, disassemble, encode
+from bpfkit.isa.disasm import format_insn
 from bpfkit.isa.text import DIALECTS
+from bpfkit.isa.ubpf import format_ubpf
 
 _HEX = re.compile(rb"^(?:\s|0x|[0-9a-fA-F])*$")
 
@@ -58,9 +60,10 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             slot = 0
             items = []
             for insn in insns:
+                text = (format_ubpf(insn, slot=slot) if args.dialect == "ubpf"
+                        else format_insn(insn, pc=slot))
                 items.append({"index": slot, "opcode": insn.opcode, "dst": insn.dst, "src": insn.src,
-                              "off": insn.off, "imm": insn.imm,
-                              "text": disassemble([insn], args.dialect).strip().splitlines()[-1]})
+                              "off": insn.off, "imm": insn.imm, "text": text})
                 slot += insn.width
             out.append({"section": name, "instructions": items})
         print(json.dumps(out if len(out) != 1 or out[0]["section"] else out[0]["instructions"], indent=2))
