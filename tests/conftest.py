@@ -1,0 +1,63 @@
+"""Shared test setup: the `kernel` marker's skip logic and the fd-leak check every test runs under."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@functools.cache
+def bpf_unavailable() -> str | None:
+    """Why kernel tests cannot run here (None when they can): not root, or no usable bpf(2)."""
+    if os.geteuid() != 0:
+        return "needs root (CAP_BPF/CAP_SYS_ADMIN) for bpf(2)"
+    try:
+        from bpfkit.kernel.maps import Map
+        from bpfkit.obj.spec import MapSpec
+        from bpfkit.uapi.enums import MapType
+
+        Map.create(MapSpec(MapType.ARRAY, 4, 4, 1, name="probe")).close()
+    except Exception as e:
+        return f"bpf(2) is not usable: {e}"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("kernel") is not None:
+        reason = bpf_unavailable()
+        if reason:
+            pytest.skip(reason)
+
+
+def _open_fds() -> dict[int, str]:
+    fds: dict[int, str] = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the fd of the listdir itself, gone by now
+    return fds
+
+
+@pytest.fixture(autouse=True)
+def _no_fd_leak() -> Iterator[None]:
+    """Fail a test that leaves a file descriptor open, or lets a bpfkit Fd be garbage collected open."""
+    from bpfkit.kernel.fd import Fd
+
+    before = _open_fds()
+    unclosed = Fd.unclosed
+    yield
+    leaked = {fd: target for fd, target in _open_fds().items() if before.get(fd) != target}
+    if leaked:
+        # A full collection is slow (the suite holds large BTF specs): run it only when something
+        # may be waiting for its finalizer, then look again.
+        gc.collect()
+        leaked = {fd: target for fd, target in _open_fds().items() if before.get(fd) != target}
+    if leaked:
+        pytest.fail(f"test leaked file descriptors: {leaked}")
+    if Fd.unclosed != unclosed:
+        pytest.fail(f"{Fd.unclosed - unclosed} bpfkit Fd(s) were never closed (see the ResourceWarning)")
