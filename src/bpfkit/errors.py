@@ -137,13 +137,18 @@ class VmLimitError(VmError):
     """The instruction budget, call depth or tail-call limit was exceeded."""
 
 
+# Kernel-internal errno values that leak to user space through bpf(2) (include/linux/errno.h).
+_KERNEL_ERRNOS = {524: ("ENOTSUPP", "Operation is not supported")}
+
+
 class KernelError(BpfkitError, OSError):
     """A system call failed; names the syscall (and bpf command) and errno."""
 
     def __init__(self, syscall: str, err: int, message: str | None = None) -> None:
         self.syscall = syscall
-        self.errno_name = _errno.errorcode.get(err, str(err))
-        text = f"{syscall}: {self.errno_name} ({os.strerror(err)})"
+        name, text_ = _KERNEL_ERRNOS.get(err, (_errno.errorcode.get(err, str(err)), os.strerror(err)))
+        self.errno_name = name
+        text = f"{syscall}: {name} ({text_})"
         if message:
             text += f": {message}"
         OSError.__init__(self, err, text)
@@ -152,6 +157,10 @@ class KernelError(BpfkitError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+def _is_verifier_stats(line: str) -> bool:
+    return line.startswith(("processed ", "verification time ", "stack depth "))
 
 
 class VerifierError(KernelError):
@@ -165,7 +174,9 @@ class VerifierError(KernelError):
         self.program = program
         self.truncated = truncated
         lines = [ln for ln in log.rstrip("\n").split("\n") if ln.strip()]
-        tail = lines[-self.TAIL_LINES:]
+        # The kernel ends a log with statistics ("processed N insns ..."); the reason is above them.
+        reason_lines = [ln for ln in lines if not _is_verifier_stats(ln)]
+        tail = reason_lines[-self.TAIL_LINES:]
         omitted = len(lines) - len(tail)
         reason = "\n".join(tail) if tail else "(no verifier log)"
         if omitted:
