@@ -1,0 +1,92 @@
+"""BTF: lazy reading (`load_btf`, `Spec`), types, layout, formatting, writing (`BtfBuilder`) and
+.BTF.ext records (`load_btf_ext`).
+
+    spec = load_btf("/sys/kernel/btf/vmlinux")
+    task = spec.find("task_struct", Struct)
+    spec.member(task, "se.vruntime").byte_offset
+"""
+
+from bpfkit.uapi.btf import FuncLinkage, IntEncoding, Kind, VarLinkage
+
+from .ext import BtfExt, CoreRelo, FuncInfo, LineInfo, load_btf_ext
+from .format import describe, type_str
+from .layout import MemberRef
+from .marshal import BtfBuilder, marshal
+from .raw import dump_raw
+from .spec import Spec, load_btf
+from .types import (
+    Array,
+    Composite,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumBase,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Void,
+    Volatile,
+)
+
+__all__ = [
+    "Array",
+    "BtfBuilder",
+    "BtfExt",
+    "Composite",
+    "Const",
+    "CoreRelo",
+    "Datasec",
+    "DeclTag",
+    "Enum",
+    "Enum64",
+    "EnumBase",
+    "EnumValue",
+    "Float",
+    "Func",
+    "FuncInfo",
+    "FuncLinkage",
+    "FuncProto",
+    "Fwd",
+    "Int",
+    "IntEncoding",
+    "Kind",
+    "LineInfo",
+    "Member",
+    "MemberRef",
+    "Param",
+    "Ptr",
+    "Restrict",
+    "Spec",
+    "Struct",
+    "Type",
+    "TypeTag",
+    "Typedef",
+    "Union",
+    "Var",
+    "VarLinkage",
+    "VarSecinfo",
+    "Void",
+    "Volatile",
+    "describe",
+    "dump_raw",
+    "load_btf",
+    "load_btf_ext",
+    "marshal",
+    "type_str",
+]
