@@ -8,6 +8,7 @@
 
 from bpfkit.uapi.btf import FuncLinkage, IntEncoding, Kind, VarLinkage
 
+from .cdump import dump_c
 from .ext import BtfExt, CoreRelo, FuncInfo, LineInfo, load_btf_ext
 from .format import describe, type_str
 from .layout import MemberRef
@@ -84,6 +85,7 @@ __all__ = [
     "Void",
     "Volatile",
     "describe",
+    "dump_c",
     "dump_raw",
     "load_btf",
     "load_btf_ext",

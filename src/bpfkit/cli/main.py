@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from bpfkit.errors import BpfkitError
 
-COMMAND_MODULES = ("bpfkit.cli.isa_cmds",)
+COMMAND_MODULES = ("bpfkit.cli.isa_cmds", "bpfkit.cli.btf_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:
