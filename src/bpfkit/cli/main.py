@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 from bpfkit.errors import BpfkitError
 
-COMMAND_MODULES = ("bpfkit.cli.isa_cmds", "bpfkit.cli.btf_cmds")
+COMMAND_MODULES = (
+    "bpfkit.cli.isa_cmds",
+    "bpfkit.cli.btf_cmds",
+    "bpfkit.cli.obj_cmds",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
