@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "bpfkit.cli.isa_cmds",
     "bpfkit.cli.btf_cmds",
     "bpfkit.cli.obj_cmds",
+    "bpfkit.cli.vm_cmds",
 )
 
 

@@ -241,7 +241,10 @@ class _Function:
                 value = f"r{insn.src}" if size == 8 else f"r{insn.src} & {_mask(size)}"
                 self.store(insn.dst, insn.off, size, value, pc, d)
             else:
-                self.emit(f"r{insn.src}, r0 = S.atomic({pc}, {insn.imm}, {size}, "
+                # With src r0, a fetch op's result is the old value, not r0's: name it once.
+                src = "_" if insn.src == 0 and insn.imm == AtomicOp.CMPXCHG else f"r{insn.src}"
+                r0 = "_" if insn.src == 0 and insn.imm != AtomicOp.CMPXCHG else "r0"
+                self.emit(f"{src}, {r0} = S.atomic({pc}, {insn.imm}, {size}, "
                           f"r{insn.dst} + {insn.off}, r{insn.src}, r0)", d)
         elif kind in (Kind.LD_ABS, Kind.LD_IND):
             size = _SIZE[op & 0x18]

@@ -1,0 +1,252 @@
+"""`bpfkit vm run` and `bpfkit vm conformance-plugin`: run programs in the userspace VM.
+
+`vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (its maps are created in
+the VM) and prints r0; `--trace` prints every executed instruction with the registers after it.
+
+`vm conformance-plugin` speaks the plugin protocol of the bpf_conformance runner, so the VM can be
+checked by that runner (through a two-line wrapper script, as the runner runs a single executable):
+the program arrives on stdin as hex bytes on one line (or as `--program HEX`), the memory as hex bytes
+in the first argument (optional, may be empty); further arguments are options (`--engine NAME`, and
+ubpf's plugin flags `--interpret` and `--jit`), possibly all in one string. On success r0 is printed
+in hex (no `0x`) and the exit status is 0; on error the message goes to stdout (the runner compares it
+with the vector's `-- error`) and to stderr, and the status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bpfkit.elf import is_elf
+from bpfkit.errors import AsmError, BpfkitError
+from bpfkit.isa import Instruction, assemble, decode
+from bpfkit.isa.builder import Relocation
+from bpfkit.obj.spec import ProgramSpec, RefKind
+from bpfkit.uapi.enums import ProgType
+from bpfkit.vm import DEFAULT_BUDGET, ENGINES, EngineName, TraceStep, Vm, VmMap, conformance_helpers
+
+_HEX_TEXT = re.compile(r"^(?:\s|0[xX]|[0-9a-fA-F])*$")
+_UBPF_HINT = re.compile(r"%r\d")
+
+
+def parse_hex(text: str, what: str) -> bytes:
+    """Hex bytes separated by whitespace (`b7 00 ...`, as the conformance runner writes them), or runs
+    of hex digits (`b700...`), with optional `0x` prefixes."""
+    out = bytearray()
+    for token in text.split():
+        digits = token[2:] if token[:2].lower() == "0x" else token
+        try:
+            if len(digits) <= 2:
+                out.append(int(digits, 16))
+            elif len(digits) % 2 == 0:
+                out += bytes.fromhex(digits)
+            else:
+                raise ValueError(digits)
+        except ValueError:
+            raise AsmError(f"{what}: {token!r} is not a hex byte") from None
+    return bytes(out)
+
+
+# -- vm run --------------------------------------------------------------------------------------
+
+def _program_from_text(text: str, dialect: str, name: str) -> list[Instruction]:
+    if dialect != "auto":
+        return assemble(text, dialect)
+    if _UBPF_HINT.search(text):
+        return assemble(text, "ubpf")
+    try:
+        return assemble(text, "llvm")
+    except AsmError as llvm_error:
+        try:
+            return assemble(text, "ubpf")
+        except AsmError:
+            raise AsmError(f"{name}: {llvm_error.message} (tried the llvm and ubpf dialects; pick one with "
+                           f"--dialect for that dialect's message)", index=llvm_error.index,
+                           line=llvm_error.line, source=llvm_error.source) from None
+
+
+def _pick_program(specs: dict[str, ProgramSpec], section: str | None, name: str) -> ProgramSpec:
+    if not specs:
+        raise BpfkitError(f"{name}: the object has no programs")
+    if section is None:
+        if len(specs) == 1:
+            return next(iter(specs.values()))
+        known = ", ".join(f"{p.section} ({n})" for n, p in specs.items())
+        raise BpfkitError(f"{name}: the object has several programs; choose one with --section: {known}")
+    for prog_name, spec in specs.items():
+        if section in (spec.section, prog_name):
+            return spec
+    known = ", ".join(f"{p.section} ({n})" for n, p in specs.items())
+    raise BpfkitError(f"{name}: no program in section {section!r} (programs: {known})")
+
+
+def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[object, ProgType | None]:
+    """Load FILE into `vm`: (VmProgram, program type)."""
+    name = args.file
+    prog_type = _prog_type(args.type) if args.type else None
+    if is_elf(data):
+        from bpfkit.obj import load_object
+
+        obj = load_object(data, name)
+        spec = _pick_program(obj.programs, args.section, name)
+        maps: dict[str, VmMap] = {}
+        relocs = []
+        for ref in spec.references:
+            if ref.kind in (RefKind.MAP, RefKind.MAP_VALUE):
+                if ref.target not in maps:
+                    maps[ref.target] = vm.create_map(obj.maps[ref.target])
+                relocs.append(Relocation(ref.index, ref.target))
+        ptype = prog_type if prog_type is not None else spec.type
+        return vm.load(spec, prog_type=ptype, maps=maps, relocations=relocs), ptype
+    if args.section:
+        raise BpfkitError(f"{name}: --section applies to ELF objects only")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    insns: list[Instruction]
+    if text is not None and text.strip() and _HEX_TEXT.match(text):
+        insns = decode(parse_hex(text, name))
+    elif text is not None and text.strip():
+        insns = _program_from_text(text, args.dialect, name)
+    else:
+        insns = decode(data)
+    return vm.load(insns, prog_type=prog_type, name=Path(name).stem), prog_type
+
+
+def _prog_type(text: str) -> ProgType:
+    try:
+        return ProgType[text.upper().replace("-", "_")]
+    except KeyError:
+        raise BpfkitError(f"unknown program type {text!r} (e.g. xdp, socket_filter, sched_cls)") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    mem = b""
+    if args.mem is not None:
+        mem = parse_hex(args.mem, "--mem")
+    elif args.data is not None:
+        mem = Path(args.data).read_bytes()
+    ctx = parse_hex(args.ctx, "--ctx") if args.ctx is not None else None
+    vm = Vm(helpers=conformance_helpers() if args.conformance_helpers else None, engine=args.engine,
+            budget=args.budget or None)
+    prog, _ = _load(vm, data, args)
+    trace: list[TraceStep] | None = [] if args.trace else None
+    try:
+        result = prog.test_run(mem, ctx, engine=args.engine, trace=trace)  # type: ignore[attr-defined]
+    finally:
+        if trace:
+            for step in trace:
+                print(step)
+    if args.json:
+        print(json.dumps({"r0": result.retval, "data_out": result.data_out.hex(),
+                          "instructions": result.instructions}))
+    else:
+        signed = result.retval - (1 << 64) if result.retval >> 63 else result.retval
+        print(f"r0 = {result.retval:#x} ({signed})")
+    return 0
+
+
+# -- vm conformance-plugin -----------------------------------------------------------------------
+
+def run_plugin_program(program: bytes, memory: bytes, engine: EngineName = "fast") -> int:
+    """What the plugin computes: r0 of `program` run on a copy of `memory` (r1 = its address, r2 = its
+    length) with the conformance suite's helpers. Raises `BpfkitError` when bpfkit refuses the program
+    or it faults."""
+    vm = Vm(helpers=conformance_helpers(), engine=engine, budget=1_000_000)
+    return vm.load(decode(program), name="plugin").test_run(memory).retval
+
+
+def plugin_main(argv: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """The plugin protocol (module docstring) on explicit streams; returns the exit status."""
+    args = list(argv)
+    memory_hex = ""
+    if args and not args[0].startswith("--"):
+        memory_hex = args.pop(0)
+    options = [arg for arg in args if arg.strip()]
+    engine: EngineName = "fast"
+    program_hex: str | None = None
+    try:
+        while options:
+            opt = options.pop(0)
+            if len(opt.split()) > 1:  # the runner passes all its plugin options as one argument
+                options[:0] = opt.split()
+                continue
+            opt = opt.strip()
+            if opt in ("--engine", "--program") and not options:
+                raise BpfkitError(f"{opt} needs a value")
+            if opt == "--engine":
+                value = options.pop(0)
+                if value not in ENGINES:
+                    raise BpfkitError(f"unknown engine {value!r} (choose from {', '.join(ENGINES)})")
+                engine = value  # type: ignore[assignment]  # checked against ENGINES above
+            elif opt == "--program":
+                program_hex = options.pop(0)
+            elif opt == "--interpret":
+                engine = "interp"
+            elif opt == "--jit":  # ubpf's plugin flag: bpfkit's JIT where there is one
+                engine = "jit" if "jit" in ENGINES else "fast"  # type: ignore[comparison-overlap]
+            else:
+                raise BpfkitError(f"invalid argument {opt!r} (options: --engine {'|'.join(ENGINES)}, "
+                                  f"--interpret, --jit, --program HEX)")
+        if program_hex is None:
+            program_hex = stdin.readline()
+        program = parse_hex(program_hex, "program")
+        if not program:
+            raise BpfkitError("no program on stdin")
+        r0 = run_plugin_program(program, parse_hex(memory_hex, "memory"), engine)
+    except BpfkitError as err:
+        message = str(err).replace("\n", " ")
+        print(message, file=stdout)
+        print(f"bpfkit: error: {message}", file=stderr)
+        return 1
+    print(f"{r0:x}", file=stdout)
+    return 0
+
+
+def cmd_plugin(args: argparse.Namespace) -> int:
+    return plugin_main(args.args, sys.stdin, sys.stdout, sys.stderr)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    vm = sub.add_parser("vm", help="run programs in the userspace VM")
+    verbs = vm.add_subparsers(dest="verb", metavar="VERB")
+
+    def usage(_args: argparse.Namespace) -> int:
+        vm.print_help(sys.stderr)
+        return 2
+
+    vm.set_defaults(func=usage)
+
+    p = verbs.add_parser("run", help="run a program (assembly, raw or hex bytecode, ELF object); print r0")
+    p.add_argument("file", help="assembly listing, raw/hex bytecode or ELF object ('-' for stdin)")
+    p.add_argument("--section", help="ELF: the program's section (or function) name")
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--mem", metavar="HEX", help="memory (or packet) as hex bytes")
+    mem.add_argument("--data", metavar="FILE", help="memory (or packet) read from FILE")
+    p.add_argument("--ctx", metavar="HEX", help="context bytes (tracing programs: the record r1 points to)")
+    p.add_argument("--engine", choices=ENGINES, default="fast")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, metavar="N",
+                   help=f"stop after N instructions (default {DEFAULT_BUDGET:,}; 0: no limit)")
+    p.add_argument("--trace", action="store_true", help="print each instruction and the registers after it "
+                   "(uses the interpreter)")
+    p.add_argument("--dialect", choices=("auto", "llvm", "ubpf"), default="auto",
+                   help="assembly dialect (default: auto)")
+    p.add_argument("--type", help="program type giving the context (xdp, socket_filter, sched_cls...); "
+                   "default: the ELF section's, else conformance style (r1 = memory, r2 = length)")
+    p.add_argument("--conformance-helpers", action="store_true",
+                   help="the conformance suite's helpers instead of the kernel-like ones")
+    p.add_argument("-j", "--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("conformance-plugin", help="bpf_conformance plugin: program hex on stdin, memory "
+                         "hex as the first argument; prints r0 in hex")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="[MEMORY_HEX] [--engine NAME] [--interpret] "
+                   "[--jit] [--program HEX]")
+    p.set_defaults(func=cmd_plugin)
