@@ -17,6 +17,10 @@ COMMAND_MODULES = (
     "bpfkit.cli.isa_cmds",
     "bpfkit.cli.btf_cmds",
     "bpfkit.cli.obj_cmds",
+    "bpfkit.cli.prog_cmds",
+    "bpfkit.cli.map_cmds",
+    "bpfkit.cli.link_cmds",
+    "bpfkit.cli.feature_cmds",
     "bpfkit.cli.vm_cmds",
 )
 
