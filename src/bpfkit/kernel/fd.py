@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from types import TracebackType
+from typing import TypeVar
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import syscall
@@ -90,3 +91,34 @@ class Fd:
     def __repr__(self) -> str:
         state = "closed" if self._fd < 0 else f"fd={self._fd}"
         return f"<Fd {self.what} {state}>"
+
+
+_Owner = TypeVar("_Owner", bound="FdOwner")
+
+
+class FdOwner:
+    """Base of kernel objects that own one `Fd` (maps, programs, links): fileno, close, `with`."""
+
+    _fd: Fd
+
+    @property
+    def fd(self) -> Fd:
+        return self._fd
+
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Close the fd (the object lives on while pinned, attached or referenced); idempotent."""
+        self._fd.close()
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -12,12 +12,11 @@ import ctypes
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
-from bpfkit.kernel.fd import Fd
+from bpfkit.kernel.fd import Fd, FdOwner
 from bpfkit.uapi.attr import BpfLinkInfo, LinkDetachAttr
 from bpfkit.uapi.enums import AttachType, Cmd, LinkType, PerfEventType
 
@@ -161,7 +160,7 @@ def read_info(fd: Fd) -> LinkInfo:
     return LinkInfo(info.id, ltype, info.prog_id, target)
 
 
-class Link:
+class Link(FdOwner):
     """An existing link. Open one with `from_fd`, `from_id` or `from_pinned`; close it when done.
 
     Closing the fd releases the link unless it is pinned (or held elsewhere); `detach()` cuts it from
@@ -187,28 +186,6 @@ class Link:
     def from_pinned(cls, path: str | os.PathLike[str]) -> Link:
         """Open the link pinned at `path` on a bpf file system."""
         return cls(objects.get_pinned(path, "link"))
-
-    @property
-    def fd(self) -> Fd:
-        return self._fd
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Close the link's fd; idempotent."""
-        self._fd.close()
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Link {self._fd!r}>"

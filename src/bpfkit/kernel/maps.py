@@ -16,7 +16,6 @@ import errno as _errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from bpfkit.errors import BpfkitError, KernelError
@@ -24,7 +23,7 @@ from bpfkit.kernel import objects
 from bpfkit.kernel.codec import Codec, CodecError, PerCpuCodec, TypeSpec, make_codec
 from bpfkit.kernel.cpus import possible_cpus
 from bpfkit.kernel.diagnose import bpf_error
-from bpfkit.kernel.fd import Fd
+from bpfkit.kernel.fd import Fd, FdOwner
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.attr import BpfMapInfo, MapCreateAttr, MapElemAttr
@@ -89,7 +88,7 @@ def _fileno(obj: Any) -> int:
     return int(obj.fileno()) if hasattr(obj, "fileno") else int(obj)
 
 
-class Map:
+class Map(FdOwner):
     """A kernel map. Make one with `create`, `from_pinned`, `from_id` or `from_fd`; close it when done."""
 
     def __init__(self, fd: Fd, info: MapInfo, *, key: TypeSpec = None, value: TypeSpec = None,
@@ -190,28 +189,6 @@ class Map:
         return cls.from_fd(objects.fd_by_id(Cmd.MAP_GET_FD_BY_ID, map_id, "map"), key=key, value=value)
 
     # --- ownership -----------------------------------------------------------------------------------------
-
-    @property
-    def fd(self) -> Fd:
-        return self._fd
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Close the map's fd (the map lives on while pinned or used by a program); idempotent."""
-        self._fd.close()
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, MapType) else self.type

@@ -13,13 +13,12 @@ import errno as _errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from bpfkit.errors import AsmError, KernelError, VerifierError
 from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
-from bpfkit.kernel.fd import Fd
+from bpfkit.kernel.fd import Fd, FdOwner
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi.attr import BpfProgInfo, EnableStatsAttr, ProgLoadAttr, ProgTestRunAttr
@@ -99,7 +98,7 @@ def _fileno(obj: Any) -> int:
     return int(obj.fileno()) if hasattr(obj, "fileno") else int(obj)
 
 
-class Program:
+class Program(FdOwner):
     """A loaded program. Make one with `load`, `from_pinned`, `from_id` or `from_fd`; close it when done.
 
     `verifier_log` holds the log of a load made with a log level (None otherwise).
@@ -228,28 +227,6 @@ class Program:
         return cls.from_fd(objects.fd_by_id(Cmd.PROG_GET_FD_BY_ID, prog_id, "program"))
 
     # --- ownership -----------------------------------------------------------------------------------------
-
-    @property
-    def fd(self) -> Fd:
-        return self._fd
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Close the program's fd (it stays loaded while attached or pinned); idempotent."""
-        self._fd.close()
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, ProgType) else self.type
