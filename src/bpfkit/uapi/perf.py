@@ -1,0 +1,107 @@
+"""Constants of perf_event_open(2) (include/uapi/linux/perf_event.h) that attaching programs needs.
+
+Hand-written: the event types, the generic hardware and software event ids, the sample flags used by
+sampling events, and the ioctl request numbers (``_IO('$', n)``/``_IOW('$', n, type)`` expanded for
+the asm-generic ioctl encoding that x86-64 and arm64 share).
+"""
+
+from __future__ import annotations
+
+from ._cenum import CEnum, CFlag, c_source
+
+__all__ = ["PerfEventIoc", "PerfHwId", "PerfSample", "PerfSwId", "PerfType"]
+
+
+@c_source("perf_type_id", "PERF_TYPE_")
+class PerfType(CEnum):
+    """perf_event_attr.type for the fixed PMUs (dynamic PMUs such as uprobe read theirs from sysfs).
+
+    C: enum perf_type_id, names PERF_TYPE_*.
+    """
+
+    HARDWARE = 0  # PERF_TYPE_HARDWARE
+    SOFTWARE = 1  # PERF_TYPE_SOFTWARE
+    TRACEPOINT = 2  # PERF_TYPE_TRACEPOINT
+    HW_CACHE = 3  # PERF_TYPE_HW_CACHE
+    RAW = 4  # PERF_TYPE_RAW
+    BREAKPOINT = 5  # PERF_TYPE_BREAKPOINT
+
+
+@c_source("perf_hw_id", "PERF_COUNT_HW_")
+class PerfHwId(CEnum):
+    """Generic hardware events (config of PERF_TYPE_HARDWARE).
+
+    C: enum perf_hw_id, names PERF_COUNT_HW_*.
+    """
+
+    CPU_CYCLES = 0  # PERF_COUNT_HW_CPU_CYCLES
+    INSTRUCTIONS = 1  # PERF_COUNT_HW_INSTRUCTIONS
+    CACHE_REFERENCES = 2  # PERF_COUNT_HW_CACHE_REFERENCES
+    CACHE_MISSES = 3  # PERF_COUNT_HW_CACHE_MISSES
+    BRANCH_INSTRUCTIONS = 4  # PERF_COUNT_HW_BRANCH_INSTRUCTIONS
+    BRANCH_MISSES = 5  # PERF_COUNT_HW_BRANCH_MISSES
+    BUS_CYCLES = 6  # PERF_COUNT_HW_BUS_CYCLES
+    STALLED_CYCLES_FRONTEND = 7  # PERF_COUNT_HW_STALLED_CYCLES_FRONTEND
+    STALLED_CYCLES_BACKEND = 8  # PERF_COUNT_HW_STALLED_CYCLES_BACKEND
+    REF_CPU_CYCLES = 9  # PERF_COUNT_HW_REF_CPU_CYCLES
+
+
+@c_source("perf_sw_ids", "PERF_COUNT_SW_")
+class PerfSwId(CEnum):
+    """Software events (config of PERF_TYPE_SOFTWARE).
+
+    C: enum perf_sw_ids, names PERF_COUNT_SW_*.
+    """
+
+    CPU_CLOCK = 0  # PERF_COUNT_SW_CPU_CLOCK
+    TASK_CLOCK = 1  # PERF_COUNT_SW_TASK_CLOCK
+    PAGE_FAULTS = 2  # PERF_COUNT_SW_PAGE_FAULTS
+    CONTEXT_SWITCHES = 3  # PERF_COUNT_SW_CONTEXT_SWITCHES
+    CPU_MIGRATIONS = 4  # PERF_COUNT_SW_CPU_MIGRATIONS
+    PAGE_FAULTS_MIN = 5  # PERF_COUNT_SW_PAGE_FAULTS_MIN
+    PAGE_FAULTS_MAJ = 6  # PERF_COUNT_SW_PAGE_FAULTS_MAJ
+    ALIGNMENT_FAULTS = 7  # PERF_COUNT_SW_ALIGNMENT_FAULTS
+    EMULATION_FAULTS = 8  # PERF_COUNT_SW_EMULATION_FAULTS
+    DUMMY = 9  # PERF_COUNT_SW_DUMMY
+    BPF_OUTPUT = 10  # PERF_COUNT_SW_BPF_OUTPUT
+    CGROUP_SWITCHES = 11  # PERF_COUNT_SW_CGROUP_SWITCHES
+
+
+@c_source("perf_event_sample_format", "PERF_SAMPLE_")
+class PerfSample(CFlag):
+    """perf_event_attr.sample_type bits (the ones bpfkit sets).
+
+    C: enum perf_event_sample_format, names PERF_SAMPLE_*.
+    """
+
+    IP = 1 << 0  # PERF_SAMPLE_IP
+    TID = 1 << 1  # PERF_SAMPLE_TID
+    TIME = 1 << 2  # PERF_SAMPLE_TIME
+    ADDR = 1 << 3  # PERF_SAMPLE_ADDR
+    READ = 1 << 4  # PERF_SAMPLE_READ
+    CALLCHAIN = 1 << 5  # PERF_SAMPLE_CALLCHAIN
+    ID = 1 << 6  # PERF_SAMPLE_ID
+    CPU = 1 << 7  # PERF_SAMPLE_CPU
+    PERIOD = 1 << 8  # PERF_SAMPLE_PERIOD
+    STREAM_ID = 1 << 9  # PERF_SAMPLE_STREAM_ID
+    RAW = 1 << 10  # PERF_SAMPLE_RAW
+
+
+@c_source(None, "PERF_EVENT_IOC_")
+class PerfEventIoc(CEnum):
+    """ioctl requests on a perf event fd (_IO('$', n) = 0x2400 | n; _IOW adds the direction bit 0x40000000
+    and the argument size << 16).
+
+    C: #define PERF_EVENT_IOC_*.
+    """
+
+    ENABLE = 0x2400  # PERF_EVENT_IOC_ENABLE
+    DISABLE = 0x2401  # PERF_EVENT_IOC_DISABLE
+    REFRESH = 0x2402  # PERF_EVENT_IOC_REFRESH
+    RESET = 0x2403  # PERF_EVENT_IOC_RESET
+    PERIOD = 0x40082404  # PERF_EVENT_IOC_PERIOD: _IOW('$', 4, __u64)
+    SET_OUTPUT = 0x2405  # PERF_EVENT_IOC_SET_OUTPUT
+    SET_FILTER = 0x40082406  # PERF_EVENT_IOC_SET_FILTER: _IOW('$', 6, char *)
+    ID = 0x80082407  # PERF_EVENT_IOC_ID: _IOR('$', 7, __u64 *)
+    SET_BPF = 0x40042408  # PERF_EVENT_IOC_SET_BPF: _IOW('$', 8, __u32)
+    PAUSE_OUTPUT = 0x40042409  # PERF_EVENT_IOC_PAUSE_OUTPUT: _IOW('$', 9, __u32)
