@@ -88,6 +88,12 @@ class Instruction:
         return self.imm & 0xFFFFFFFF
 
     @property
+    def imm_lo(self) -> int:
+        """The first slot's 32-bit immediate, signed: for LD_IMM64 with a pseudo source the kernel reads
+        only this half (a map fd, or a PSEUDO_FUNC's relative offset, which may be negative)."""
+        return ((self.imm & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+
+    @property
     def imm_u64(self) -> int:
         """The immediate as an unsigned 64-bit value (sign-extended first for 32-bit immediates)."""
         return self.imm & 0xFFFFFFFFFFFFFFFF

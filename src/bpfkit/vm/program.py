@@ -134,7 +134,7 @@ class LoadedProgram:
             if src == PseudoSrc.NONE:
                 return Step(slot, insn, kind, None, insn.imm & U64)
             if src == PseudoSrc.FUNC:
-                target = self._check_target(step, slot + 1 + insn.imm, steps, "callback")
+                target = self._check_target(step, slot + 1 + insn.imm_lo, steps, "callback")
                 self.entries.add(target)
                 return Step(slot, insn, kind, target, code_address(target))
             if src == PseudoSrc.BTF_ID:

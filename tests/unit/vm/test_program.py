@@ -67,3 +67,28 @@ def test_subprograms_are_found() -> None:
     b.label("f").mov(Reg.R0, 1).exit().label("g").mov(Reg.R0, 2).exit()
     prog = LoadedProgram(b.build())
     assert prog.functions == [0, 4, 6]
+
+
+@pytest.mark.parametrize("engine", ["interp", "fast"])
+def test_callback_defined_before_its_use_resolves_a_negative_offset(engine: str) -> None:
+    # bpf_loop(3, cb, NULL, 0) with the callback placed BEFORE the main code: the LD_IMM64's low half
+    # is a negative relative offset, which the kernel reads as signed 32 bits.
+    from bpfkit.uapi.enums import Helper
+
+    b = Builder()
+    b.ja("main")
+    b.label("cb")
+    b.mov(Reg.R0, 0)
+    b.exit()
+    b.label("main")
+    b.mov(Reg.R1, 3)
+    b.ld_func(Reg.R2, "cb")
+    b.mov(Reg.R3, 0)
+    b.mov(Reg.R4, 0)
+    b.call(Helper.LOOP)
+    b.exit()
+    insns = b.build()
+    assert insns[4].imm_lo < 0
+    with Vm() as vm:
+        prog = vm.load(insns)
+        assert prog.test_run(engine=engine).retval == 3  # bpf_loop returns the iterations it ran
