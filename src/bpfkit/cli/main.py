@@ -13,29 +13,47 @@ from collections.abc import Sequence
 
 from bpfkit.errors import BpfkitError
 
-COMMAND_MODULES = (
-    "bpfkit.cli.isa_cmds",
-    "bpfkit.cli.btf_cmds",
-    "bpfkit.cli.obj_cmds",
-    "bpfkit.cli.prog_cmds",
-    "bpfkit.cli.map_cmds",
-    "bpfkit.cli.link_cmds",
-    "bpfkit.cli.feature_cmds",
-    "bpfkit.cli.vm_cmds",
-)
+COMMANDS: dict[str, str] = {
+    "asm": "bpfkit.cli.isa_cmds",
+    "disasm": "bpfkit.cli.isa_cmds",
+    "btf": "bpfkit.cli.btf_cmds",
+    "obj": "bpfkit.cli.obj_cmds",
+    "objdump": "bpfkit.cli.obj_cmds",
+    "prog": "bpfkit.cli.prog_cmds",
+    "map": "bpfkit.cli.map_cmds",
+    "link": "bpfkit.cli.link_cmds",
+    "feature": "bpfkit.cli.feature_cmds",
+    "vm": "bpfkit.cli.vm_cmds",
+    "cc": "bpfkit.cli.cc_cmds",
+    "run": "bpfkit.cli.cc_cmds",
+}
+"""Each top-level command word and the module that registers it. Only the module of the command being
+run is imported, so `bpfkit trace` does not pay for importing every other command's dependencies."""
+
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command`'s module alone, or (None / unknown word) for every command."""
     parser = argparse.ArgumentParser(prog="bpfkit", description="eBPF for Python: assemble, load, attach, "
                                      "trace and run eBPF programs, in the kernel or in a userspace VM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
