@@ -6,9 +6,12 @@
     spec.member(task, "se.vruntime").byte_offset
 """
 
+from typing import TYPE_CHECKING
+
 from bpfkit.uapi.btf import FuncLinkage, IntEncoding, Kind, VarLinkage
 
-from .cdump import dump_c
+if TYPE_CHECKING:
+    from .cdump import dump_c
 from .ext import BtfExt, CoreRelo, FuncInfo, LineInfo, load_btf_ext
 from .format import describe, type_str
 from .layout import MemberRef
@@ -92,3 +95,12 @@ __all__ = [
     "marshal",
     "type_str",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`dump_c` (the C writer, a large module) loads on first use: parsing BTF does not need it."""
+    if name == "dump_c":
+        from .cdump import dump_c
+
+        return dump_c
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
