@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "link": "bpfkit.cli.link_cmds",
     "feature": "bpfkit.cli.feature_cmds",
     "vm": "bpfkit.cli.vm_cmds",
+    "trace": "bpfkit.cli.trace_cmds",
     "cc": "bpfkit.cli.cc_cmds",
     "run": "bpfkit.cli.cc_cmds",
 }

@@ -1,0 +1,134 @@
+"""What a compiled script needs from the runtime: maps, events and programs, as plain data.
+
+The compiler (`bpfkit.lang.codegen`) produces a `CompiledScript`; the runtime (`bpfkit.trace`) creates
+the maps, patches map fds into each program at the recorded slots, loads and attaches the programs,
+and decodes the events the programs send through the ring buffer map `EVENTS_MAP`.
+
+An event record is ``[u64 event id][payload]``; the id indexes `CompiledScript.events`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfkit.lang.ast import AttachPoint
+from bpfkit.lang.source import Span
+from bpfkit.lang.types import Type
+from bpfkit.obj.spec import MapSpec, ProgramSpec
+
+#: Name of the ring buffer map that carries every event to user space.
+EVENTS_MAP = "ringbuf"
+#: Size of its data area (bytes; a power of two, a multiple of the page size).
+EVENTS_SIZE = 1 << 20
+#: Names of the stack trace maps behind ``kstack`` and ``ustack``.
+KSTACK_MAP = "__kstack"
+USTACK_MAP = "__ustack"
+#: Name of the per-CPU scratch map join() assembles its event in (too big for the 512-byte stack).
+JOIN_MAP = "__join"
+#: join() prints at most this many array elements, each cut to STRLEN bytes (as bpftrace).
+JOIN_MAX = 16
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    """A script map: `key` is None for a scalar map (``@x``), else the key type (a tuple for several).
+
+    `lhist` holds (min, max, step) for lhist maps. `spec` is what to create.
+    """
+
+    name: str
+    key: Type | None
+    value: Type
+    spec: MapSpec
+    lhist: tuple[int, int, int] | None = None
+
+    @property
+    def display(self) -> str:
+        """The map as written: ``@name``."""
+        return "@" + self.name
+
+
+@dataclass(frozen=True, slots=True)
+class PrintfEvent:
+    """printf/errorf/warnf/system/cat: the format string and the type of each argument, packed after the
+    id. `stream` says what to do with the formatted text: stdout, error, warning (to stderr), system
+    (run it as a shell command) or cat (print that file)."""
+
+    format: str
+    args: tuple[Type, ...]
+    span: Span | None = None
+    stream: str = "stdout"
+
+
+@dataclass(frozen=True, slots=True)
+class ExitEvent:
+    """exit(): stop tracing."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapEvent:
+    """print(@m), clear(@m) or zero(@m): `action` applied by the runtime to map `name`."""
+
+    action: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeEvent:
+    """time(fmt): print the wall-clock time with a strftime format."""
+
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinEvent:
+    """join(array, delim): payload is [u64 count][JOIN_MAX strings of STRLEN bytes]."""
+
+    delim: str = " "
+
+
+Event = PrintfEvent | ExitEvent | MapEvent | TimeEvent | JoinEvent
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledProbe:
+    """One program for one attach point.
+
+    `map_refs` are (instruction slot, map name) of each lddw to patch with a map fd; `spans` maps the
+    first slot of each statement/expression's code to its source span, to point at the script line a
+    verifier complaint is about.
+    """
+
+    attach: AttachPoint
+    name: str
+    program: ProgramSpec
+    map_refs: tuple[tuple[int, str], ...]
+    spans: tuple[tuple[int, Span], ...]
+
+    def span_at(self, slot: int) -> Span | None:
+        """The span of the code that instruction `slot` belongs to."""
+        best: Span | None = None
+        for start, span in self.spans:
+            if start <= slot:
+                best = span
+            else:
+                break
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScript:
+    """Everything the runtime needs to run a script."""
+
+    maps: tuple[MapInfo, ...]
+    events: tuple[Event, ...]
+    probes: tuple[CompiledProbe, ...]
+    events_map: MapSpec
+    aux_maps: tuple[tuple[str, MapSpec], ...] = ()
+    """Maps the programs use that are not script maps (the stack trace maps), by symbol name."""
+
+    def map(self, name: str) -> MapInfo:
+        for m in self.maps:
+            if m.name == name:
+                return m
+        raise KeyError(name)

@@ -1,0 +1,147 @@
+"""The types of the language's values, and how each is laid out in BPF memory.
+
+The layout rules are fixed and simple, so the compiler, the BPF code and the runtime agree without
+negotiation: an integer occupies 8 bytes wherever it is stored (stack, map key or value, event record);
+a string occupies `STRLEN` bytes (NUL-terminated, zero-padded); a tuple is its elements one after another.
+Map values of aggregations have their own layouts (`value_size`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+#: Bytes of every string value (bpftrace's default ``BPFTRACE_STRLEN``).
+STRLEN = 64
+
+
+class Kind(enum.Enum):
+    """What a value is."""
+
+    INT = "int"
+    STR = "string"
+    TUPLE = "tuple"
+    NONE = "none"
+    KSTACK = "kstack"
+    USTACK = "ustack"
+    KSYM = "ksym"
+    USYM = "usym"
+    # Aggregations: only ever map values.
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    AVG = "avg"
+    STATS = "stats"
+    HIST = "hist"
+    LHIST = "lhist"
+
+
+AGGREGATIONS = frozenset({Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG, Kind.STATS, Kind.HIST,
+                          Kind.LHIST})
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """A value's type. `size` is the integer width in bytes (1, 2, 4, 8) for INT.
+
+    `user` marks an integer that is a pointer into user memory (tracepoint ``syscalls`` arguments,
+    uprobe arguments), which decides between probe_read_user and probe_read_kernel.
+    """
+
+    kind: Kind
+    size: int = 8
+    signed: bool = True
+    elems: tuple[Type, ...] = ()
+    user: bool = False
+
+    @property
+    def storage(self) -> int:
+        """Bytes this value takes in a stack slot, map key/value or event record."""
+        if self.kind is Kind.STR:
+            return STRLEN
+        if self.kind is Kind.TUPLE:
+            return sum(e.storage for e in self.elems)
+        if self.kind is Kind.NONE:
+            return 0
+        if self.kind in (Kind.USTACK, Kind.USYM):
+            return 16  # (stack id or address, pid): user addresses mean something only in their process
+        return 8
+
+    @property
+    def is_int(self) -> bool:
+        return self.kind is Kind.INT
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether values live in memory (strings, tuples) rather than in a register."""
+        return self.kind in (Kind.STR, Kind.TUPLE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM)
+
+    def offsets(self) -> list[int]:
+        """Byte offset of each tuple element."""
+        out, pos = [], 0
+        for e in self.elems:
+            out.append(pos)
+            pos += e.storage
+        return out
+
+    def same_shape(self, other: Type) -> bool:
+        """Whether values of the two types can share a map slot or variable (int widths may differ)."""
+        if self.kind is not other.kind:
+            return False
+        if self.kind is Kind.TUPLE:
+            return len(self.elems) == len(other.elems) and all(
+                a.same_shape(b) for a, b in zip(self.elems, other.elems, strict=True))
+        return True
+
+    def __str__(self) -> str:
+        if self.kind is Kind.INT:
+            return f"{'' if self.signed else 'u'}int{self.size * 8}"
+        if self.kind is Kind.STR:
+            return f"string[{STRLEN}]"
+        if self.kind is Kind.TUPLE:
+            return "(" + ",".join(str(e) for e in self.elems) + ")"
+        if self.kind in (Kind.NONE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM):
+            return str(self.kind.value)
+        return f"{self.kind.value}_t"
+
+
+INT64 = Type(Kind.INT, 8, True)
+UINT64 = Type(Kind.INT, 8, False)
+UINT32 = Type(Kind.INT, 4, False)
+INT32 = Type(Kind.INT, 4, True)
+STRING = Type(Kind.STR)
+NONE = Type(Kind.NONE)
+KSTACK = Type(Kind.KSTACK)
+USTACK = Type(Kind.USTACK)
+KSYM = Type(Kind.KSYM)
+USYM = Type(Kind.USYM)
+#: Frames kept per stack (the kernel's default perf_event_max_stack).
+STACK_FRAMES = 127
+
+
+def int_type(size: int, signed: bool, *, user: bool = False) -> Type:
+    return Type(Kind.INT, size, signed, user=user)
+
+
+def tuple_type(elems: tuple[Type, ...]) -> Type:
+    return Type(Kind.TUPLE, elems=elems)
+
+
+def agg(kind: Kind) -> Type:
+    return Type(kind, signed=kind is not Kind.COUNT)
+
+
+#: Cast target names and the integer type each names.
+CAST_TYPES = {
+    "bool": int_type(1, False), "uint8": int_type(1, False), "uint16": int_type(2, False),
+    "uint32": UINT32, "uint64": UINT64, "int8": int_type(1, True), "int16": int_type(2, True),
+    "int32": INT32, "int64": INT64,
+}
+
+
+def value_size(t: Type) -> int:
+    """Bytes of a map value of type `t` (aggregations included)."""
+    if t.kind in (Kind.AVG, Kind.STATS):
+        return 16  # (count, total)
+    return max(8, t.storage)

@@ -1,0 +1,224 @@
+"""Run a compiled script: create maps, load and attach programs, stream events, print maps at exit.
+
+Order of a run, as in bpftrace: create every map and load every program (a verifier refusal is reported
+against the script line), print ``Attaching N probes...``, run BEGIN (BPF_PROG_TEST_RUN of its raw
+tracepoint program), attach the other probes, then read the event ring buffer until exit(), Ctrl-C,
+the ``-c`` child's exit or the ``-p`` process's exit. Then detach, run END, drain the remaining events
+and print the maps. Everything opened is closed on every path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import struct
+import sys
+from dataclasses import dataclass, replace
+from types import FrameType, TracebackType
+from typing import TextIO
+
+from bpfkit.errors import CompileError, VerifierError
+from bpfkit.isa import Instruction
+from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
+from bpfkit.kernel.maps import Map
+from bpfkit.kernel.programs import Program
+from bpfkit.kernel.ringbuf import RingBuffer
+from bpfkit.lang.diagnostics import Note, error
+from bpfkit.lang.resources import (
+    EVENTS_MAP,
+    KSTACK_MAP,
+    USTACK_MAP,
+    CompiledProbe,
+    CompiledScript,
+)
+from bpfkit.trace.attach import attach_probe
+from bpfkit.trace.child import HeldChild
+from bpfkit.trace.events import EventPrinter
+from bpfkit.trace.stacks import StackResolver
+
+_ID = struct.Struct("<Q")
+_INSN_LINE = re.compile(r"^(\d+): \(")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run: the bpftrace flags that matter at run time."""
+
+    pid: int | None = None
+    quiet: bool = False
+    json: bool = False
+    child: HeldChild | None = None
+    """The -c command: released once the probes are attached; tracing ends when it exits."""
+
+
+def patch_maps(probe: CompiledProbe, fds: dict[str, int]) -> tuple[Instruction, ...]:
+    """The program's instructions with each map load's imm set to that map's fd."""
+    insns: list[Instruction] = [i for i in probe.program.insns if isinstance(i, Instruction)]
+    if len(insns) != len(probe.program.insns):
+        raise TypeError("patch_maps: the program must hold Instruction objects")
+    index_of: dict[int, int] = {}
+    slot = 0
+    for i, insn in enumerate(insns):
+        index_of[slot] = i
+        slot += insn.width
+    for at, name in probe.map_refs:
+        i = index_of[at]
+        insns[i] = replace(insns[i], imm=fds[name])
+    return tuple(insns)
+
+
+def verifier_error(probe: CompiledProbe, err: VerifierError) -> CompileError:
+    """A diagnostic at the script code the verifier complained about (its last instruction line)."""
+    lines = [ln for ln in err.log.splitlines() if ln.strip()]
+    index = None
+    for ln in lines:
+        m = _INSN_LINE.match(ln)
+        if m is not None:
+            index = int(m[1])
+    span = probe.span_at(index) if index is not None else None
+    reason = [ln for ln in lines if not _INSN_LINE.match(ln) and not ln.startswith(
+        ("processed ", "verification time", "stack depth", ";"))]
+    why = reason[-1] if reason else "(no reason given)"
+    where = f" at instruction {index}" if index is not None else ""
+    return CompileError([error(f"the kernel verifier rejected {probe.name}{where}: {why}", span,
+                               notes=[Note("verifier log (last lines):\n" + "\n".join(lines[-8:]))])])
+
+
+class Tracer:
+    """A loaded script: maps and programs; `run()` attaches and streams until the end."""
+
+    def __init__(self, script: CompiledScript, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.script = script
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.maps: dict[str, Map] = {}
+        self.programs: list[tuple[CompiledProbe, Program]] = []
+        self.links: list[AttachedLink | LinkGroup] = []
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self) -> None:
+        self.maps[EVENTS_MAP] = Map.create(self.script.events_map)
+        for info in self.script.maps:
+            self.maps[info.name] = Map.create(info.spec)
+        for name, aux in self.script.aux_maps:
+            self.maps[name] = Map.create(aux)
+        fds = {name: m.fileno() for name, m in self.maps.items()}
+        for probe in self.script.probes:
+            spec = replace(probe.program, insns=patch_maps(probe, fds))
+            try:
+                prog = Program.load(spec)
+            except VerifierError as e:
+                raise verifier_error(probe, e) from None
+            self.programs.append((probe, prog))
+
+    def close(self) -> None:
+        """Detach every probe and close every program and map (idempotent)."""
+        for link in self.links:
+            link.close()
+        self.links.clear()
+        for _, prog in self.programs:
+            prog.close()
+        self.programs.clear()
+        for m in self.maps.values():
+            m.close()
+        self.maps.clear()
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- running -----------------------------------------------------------------------------------
+    def _run_special(self, provider: str) -> None:
+        for probe, prog in self.programs:
+            if probe.attach.provider == provider:
+                prog.test_run(repeat=0)
+
+    def run(self, options: RunOptions = RunOptions()) -> int:
+        """Trace until the end; returns the exit status for the command line."""
+        stacks = StackResolver(self.maps.get(KSTACK_MAP), self.maps.get(USTACK_MAP))
+        printer = EventPrinter(self.script, self.maps, self.out, self.err, json=options.json, stacks=stacks)
+        n = len(self.programs)
+        if not options.quiet:
+            if options.json:
+                self.out.write(json.dumps({"type": "attached_probes", "data": {"probes": n}}) + "\n")
+            else:
+                self.out.write(f"Attaching {n} probe{'s' if n != 1 else ''}...\n")
+            self.out.flush()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            with RingBuffer(self.maps[EVENTS_MAP], printer.handle) as rb:
+                self._run_special("BEGIN")
+                rb.consume()
+                for probe, prog in self.programs:
+                    if probe.attach.provider not in ("BEGIN", "END") and not printer.exiting:
+                        self.links.append(attach_probe(prog, probe.attach, options.pid))
+                if options.child is not None:
+                    options.child.release()
+                try:
+                    self._loop(rb, printer, options)
+                except KeyboardInterrupt:
+                    pass
+                for link in self.links:
+                    link.close()
+                self.links.clear()
+                rb.consume()
+                printer.exiting = False
+                self._run_special("END")
+                rb.consume()
+                self.out.write("\n\n")  # bpftrace prints these in json mode too
+                for info in sorted(self.script.maps, key=lambda i: i.name):
+                    printer.print_map(info.name)
+                self.out.flush()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return 0
+
+    def _loop(self, rb: RingBuffer, printer: EventPrinter, options: RunOptions) -> None:
+        while not printer.exiting:
+            rb.poll(100)
+            self.out.flush()
+            if options.child is not None and options.child.poll() is not None:
+                rb.consume()
+                return
+            if options.pid is not None and not _alive(options.pid):
+                rb.consume()
+                return
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def check_probes_supported(script: CompiledScript) -> None:
+    """Refuse, before loading anything, probes this kernel cannot attach (kprobes here), pointing at
+    the attach point in the script."""
+    from bpfkit.kernel.attach.kprobe import probe_kprobes
+    from bpfkit.kernel.features import probe_tracing_programs
+
+    for probe in script.probes:
+        if probe.attach.provider in ("fentry", "fexit") and not probe_tracing_programs():
+            raise CompileError([error("kfunc probes cannot be attached here: this kernel refuses "
+                                      "BPF_PROG_TYPE_TRACING (fentry/fexit) programs", probe.attach.span)])
+        if probe.attach.provider in ("kprobe", "kretprobe"):
+            why = probe_kprobes()
+            if why is not None:
+                raise CompileError([error(f"{probe.attach.provider} probes cannot be attached here: {why}",
+                                          probe.attach.span)])

@@ -1,0 +1,147 @@
+"""What the compiler needs to know about this system: tracepoint formats, wildcard expansion, probe lists.
+
+The compiler is pure and asks through callbacks (`FormatLookup`, `Expander`); these implementations
+read tracefs. Formats are cached per process since scripts often name the same tracepoint twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bpfkit.errors import BpfkitError, CompileError, KernelError
+from bpfkit.kernel import tracefs
+from bpfkit.lang import ast
+from bpfkit.lang.diagnostics import error
+from bpfkit.lang.semantic import KfuncInfo
+from bpfkit.lang.tracepoint_format import TracepointFormat, parse_format
+from bpfkit.lang.types import UINT64, Type, int_type
+from bpfkit.uapi.btf import IntEncoding
+
+#: Software events: bpftrace's names and aliases -> (perf config, default sample period).
+SOFTWARE_EVENTS: dict[str, tuple[int, int]] = {
+    "cpu-clock": (0, 1_000_000), "cpu": (0, 1_000_000), "task-clock": (1, 1_000_000),
+    "page-faults": (2, 100), "faults": (2, 100), "context-switches": (3, 1000), "cs": (3, 1000),
+    "cpu-migrations": (4, 1), "minor-faults": (5, 100), "major-faults": (6, 1),
+    "alignment-faults": (7, 1), "emulation-faults": (8, 1), "dummy": (9, 1), "bpf-output": (10, 1),
+}
+_WILD = "*?["
+
+
+def _root() -> Path | None:
+    try:
+        return tracefs.tracefs(mount=False)
+    except KernelError:
+        return None
+
+
+@functools.lru_cache(maxsize=512)
+def tracepoint_format(category: str, name: str) -> TracepointFormat | None:
+    """The format of tracepoint `category:name` from tracefs (None when it does not exist)."""
+    root = _root()
+    if root is None or "/" in category or "/" in name or category.startswith(".") or name.startswith("."):
+        return None
+    try:
+        text = (root / "events" / category / name / "format").read_text()
+    except OSError:
+        return None
+    try:
+        return parse_format(text, category, name)
+    except BpfkitError:
+        return None
+
+
+def tracepoints() -> Iterator[tuple[str, str]]:
+    """Every (category, name) listed in tracefs available_events."""
+    root = _root()
+    if root is None:
+        return
+    try:
+        text = (root / "available_events").read_text()
+    except OSError:
+        return
+    for line in text.splitlines():
+        cat, _, name = line.partition(":")
+        if name:
+            yield cat, name
+
+
+def expand(ap: ast.AttachPoint) -> list[ast.AttachPoint]:
+    """Concrete attach points for one with wildcards (tracepoints only); others unchanged."""
+    if ap.provider != "tracepoint" or not any(c in ap.target + ap.func for c in _WILD):
+        return [ap]
+    found = [replace(ap, target=c, func=n, raw=f"tracepoint:{c}:{n}", span=ap.span)
+             for c, n in sorted(set(tracepoints()))
+             if fnmatch.fnmatchcase(c, ap.target) and fnmatch.fnmatchcase(n, ap.func)]
+    if not found:
+        raise CompileError([error(f"No probes to attach: no tracepoint matches {ap.raw}", ap.span)])
+    return found
+
+
+def list_probes(pattern: str | None = None, *, verbose: bool = False) -> list[str]:
+    """Lines of ``bpftrace -l [PATTERN]``: tracepoints and software events (with -v, tracepoint args)."""
+    names = [f"tracepoint:{c}:{n}" for c, n in sorted(set(tracepoints()))]
+    names += [f"software:{e}:" for e in SOFTWARE_EVENTS]
+    if pattern:
+        if ":" in pattern:
+            pat = pattern
+        else:  # a bare name matches the last part of any probe, as in bpftrace
+            pat = f"*:{pattern}" if any(c in pattern for c in _WILD) else f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatchcase(n, pat) or fnmatch.fnmatchcase(n.rstrip(":"), pat)]
+    if not verbose:
+        return names
+    out: list[str] = []
+    for n in names:
+        out.append(n)
+        if n.startswith("tracepoint:"):
+            _, cat, name = n.split(":", 2)
+            fmt = tracepoint_format(cat, name)
+            if fmt is not None:
+                out += [f"    {f.declaration()}" for f in fmt.args]
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _vmlinux() -> Any:
+    from bpfkit.btf import load_btf
+
+    return load_btf("/sys/kernel/btf/vmlinux")
+
+
+def _lang_type(spec: Any, type_id: int) -> Type:
+    from bpfkit.btf.layout import resolve
+    from bpfkit.btf.types import EnumBase, Int, Ptr
+
+    t = resolve(spec, type_id)
+    if isinstance(t, Int):
+        return int_type(t.size if t.size in (1, 2, 4, 8) else 8, bool(t.encoding & IntEncoding.SIGNED))
+    if isinstance(t, EnumBase):
+        return int_type(t.size if t.size in (1, 2, 4, 8) else 8, t.signed)
+    if isinstance(t, Ptr):
+        return UINT64
+    return UINT64  # structs passed by value: their first 8 bytes (rare in kernel functions)
+
+
+@functools.lru_cache(maxsize=256)
+def kfunc_info(name: str) -> KfuncInfo | None:
+    """The BTF id, parameters and return type of kernel function `name` (None if BTF lacks it)."""
+    from bpfkit.btf.types import Func, FuncProto
+
+    try:
+        spec = _vmlinux()
+        ids = spec.find_ids(name, Func)
+    except (BpfkitError, OSError):
+        return None
+    if not ids:
+        return None
+    func = spec.type_by_id(ids[0])
+    proto = spec.type_by_id(func.type_id)
+    if not isinstance(proto, FuncProto):
+        return None
+    params = tuple((p.name, _lang_type(spec, p.type_id)) for p in proto.params)
+    ret = _lang_type(spec, proto.return_type_id) if proto.return_type_id else None
+    return KfuncInfo(ids[0], params, ret)
