@@ -1,43 +1,96 @@
-"""Function and data symbols of executables and shared libraries (ELF64), for symbolizing addresses.
+"""Symbols, sections and load segments of executables and shared libraries (ELF64), read once for two
+users: placing uprobes (a symbol's name to a file offset) and symbolizing stacks (an address to a name).
 
-`SymbolTable.load(path)` reads ``.symtab`` and ``.dynsym`` (a stripped binary still has its dynamic
-symbols) and the PT_LOAD segments, which turn a file offset into the link-time virtual address the
-symbols use: for a position-independent executable or a shared library the load bias is whatever the
-process mapped it at, so a runtime address is first turned into a file offset (``/proc/PID/maps``) and
-then into a virtual address here (see `bpfkit.kernel.usyms`).
+`read_image(path)` gives an `ElfImage`: the PT_LOAD segments, the section headers and the raw
+``.symtab``/``.dynsym`` tables (`SymbolSection`), cached while the file is unchanged. Only the headers and
+the symbol and string tables are read, never the whole file. A name is found by searching the string
+table for it and the symbol table for that string offset, both searches in C (`bytes.find`), so
+finding ``malloc`` in libc takes a fraction of a millisecond, where decoding every symbol with
+pyelftools (the tests' oracle) takes about 100 ms.
 
-Pure and strict: the fixed ELF64 layouts are read with `struct` (a libc's symbols in a few ms, where
-pyelftools, the tests' oracle, takes much longer); malformed input raises `ElfError` naming the file.
-Facts are from the System V gABI and `elf.h`.
+`SymbolTable` decodes every function and object symbol of an image into an address-sorted table for
+`lookup(vaddr)`. For a position-independent executable or a shared library the load bias is whatever
+the process mapped it at, so a runtime address is first turned into a file offset (``/proc/PID/maps``)
+and then into a link-time virtual address through the segments (see `bpfkit.kernel.usyms`).
+
+The uprobe PMU wants a file offset: a symbol's value is a virtual address, and the loadable segment
+holding it maps it back (offset = address - p_vaddr + p_offset).
+
+Pure and strict: the fixed ELF64 layouts are read with `struct`; malformed input raises `ElfError`
+naming the file. Facts are from the System V gABI and `elf.h`.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
+from bpfkit.elf.file import (
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    ELFDATA2MSB,
+    SHN_ABS,
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    SYM_SIZE,
+    SectionType,
+    SymbolBinding,
+    SymbolType,
+)
 from bpfkit.errors import ElfError
 
 ET_EXEC = 2
 ET_DYN = 3
 PT_LOAD = 1
-SHT_SYMTAB = 2
-SHT_DYNSYM = 11
-SHN_UNDEF = 0
-SHN_LORESERVE = 0xFF00
-SHN_ABS = 0xFFF1
-STT_OBJECT = 1
-STT_FUNC = 2
+PF_X = 1
 STT_GNU_IFUNC = 10
-STB_LOCAL = 0
-STB_GLOBAL = 1
-STB_WEAK = 2
+"""STT_GNU_IFUNC (also named STT_LOOS): a function whose address a resolver picks at load time."""
+PHDR_SIZE = 56
+SHDR_SIZE = 64
 
-_KINDS = {STT_FUNC: "func", STT_GNU_IFUNC: "func", STT_OBJECT: "object"}
-_BIND_RANK = {STB_GLOBAL: 0, STB_WEAK: 1, STB_LOCAL: 2}
+_ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+_ELF_TYPE_CODES = {v: k for k, v in _ELF_TYPES.items()}
+# Symbol types a probe can go on, by their pyelftools-style names.
+_CODE_TYPES = {int(SymbolType.FUNC): "STT_FUNC", STT_GNU_IFUNC: "STT_GNU_IFUNC"}
+_BINDINGS = {0: "STB_LOCAL", 1: "STB_GLOBAL", 2: "STB_WEAK", 10: "STB_GNU_UNIQUE"}
+# Symbol types worth symbolizing an address with.
+_KINDS = {int(SymbolType.FUNC): "func", STT_GNU_IFUNC: "func", int(SymbolType.OBJECT): "object"}
+_SYMTAB_TYPES = (int(SectionType.SYMTAB), int(SectionType.DYNSYM))
+_NOBITS = int(SectionType.NOBITS)
+_BIND_RANK = {int(SymbolBinding.GLOBAL): 0, int(SymbolBinding.WEAK): 1, int(SymbolBinding.LOCAL): 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A PT_LOAD program header: file bytes [offset, offset+filesz) load at [vaddr, vaddr+memsz)."""
+
+    vaddr: int
+    memsz: int
+    offset: int
+    filesz: int
+    flags: int
+    """p_flags: PF_X (1), PF_W (2), PF_R (4)."""
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & PF_X)
+
+
+@dataclass(frozen=True, slots=True)
+class ElfSymbol:
+    """A code symbol found by name: `name` (without the @version), its address, size, type (STT_*)."""
+
+    name: str
+    address: int
+    size: int
+    type: str
+    binding: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +101,160 @@ class Symbol:
     address: int
     size: int
     kind: str = "func"
-    binding: int = STB_GLOBAL
+    binding: int = int(SymbolBinding.GLOBAL)
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
-    """A PT_LOAD program header: file bytes [offset, offset+filesz) load at vaddr."""
+class SymbolSection:
+    """One symbol table section's raw entries and its string table, searched without decoding."""
 
-    vaddr: int
-    memsz: int
-    offset: int
-    filesz: int
-    flags: int
+    entries: bytes
+    strings: bytes
+    byteorder: str = "<"
+    """The `struct` byte order of the file: ``<`` (ELFDATA2LSB) or ``>``."""
+
+    def find(self, name: str) -> list[ElfSymbol]:
+        """The defined code symbols called `name` (or `name@version`)."""
+        key = name.encode()
+        strings = self.strings
+        # One backward scan for `key`, kept where a NUL or "@" follows. Backward because bytes.rfind
+        # skips ahead on the needle's first byte, which in a string table is rare, where find skips on
+        # its last, which for "name\0" is the most common byte of the table (3-4x slower on libc).
+        ends: dict[int, list[int]] = {0: [], ord("@"): []}
+        after = len(key)
+        pos = strings.rfind(key)
+        while pos >= 0:
+            hits = ends.get(strings[pos + after]) if pos + after < len(strings) else None
+            if hits is not None:
+                hits.append(pos)
+            end = pos + after - 1  # the next match starts before `pos` (matches may overlap)
+            pos = strings.rfind(key, 0, end) if end >= 0 else -1
+        out: list[ElfSymbol] = []
+        for hits in ends.values():  # names ending in NUL first, then versioned ones; each in file order
+            for str_off in reversed(hits):
+                out.extend(self._with_name_at(str_off, name))
+        return out
+
+    def _with_name_at(self, str_off: int, name: str) -> list[ElfSymbol]:
+        packed = struct.pack(self.byteorder + "I", str_off)
+        entries = self.entries
+        found = []
+        pos = entries.rfind(packed)  # backward, as in `find`: st_name's low byte is the rare one
+        while pos >= 0:
+            if pos % SYM_SIZE == 0:
+                sym = self._decode(pos, name)
+                if sym is not None:
+                    found.append(sym)
+            pos = entries.rfind(packed, 0, pos + 3)
+        found.reverse()
+        return found
+
+    def _decode(self, pos: int, name: str) -> ElfSymbol | None:
+        _, info, _other, shndx, value, size = struct.unpack_from(self.byteorder + "IBBHQQ", self.entries, pos)
+        stype = _CODE_TYPES.get(info & 0xF)
+        if stype is None or shndx == SHN_UNDEF:
+            return None
+        return ElfSymbol(name, value, size, stype, _BINDINGS.get(info >> 4, str(info >> 4)))
+
+    def names(self) -> Iterator[str]:
+        """The names (without versions) of every defined code symbol."""
+        entries = struct.iter_unpack(self.byteorder + "IBBHQQ", self.entries)
+        for name_off, info, _other, shndx, _v, _s in entries:
+            if (info & 0xF) in _CODE_TYPES and shndx != SHN_UNDEF and name_off:
+                end = self.strings.find(b"\0", name_off)
+                yield self.strings[name_off:end].decode(errors="replace").split("@", 1)[0]
+
+    def symbols(self, where: str) -> Iterator[Symbol]:
+        """Every named function and object symbol with a non-zero address, for symbolization (`where`,
+        the file, names it in errors)."""
+        strings = self.strings
+        for index, (st_name, st_info, _other, st_shndx, st_value, st_size) in enumerate(
+                struct.iter_unpack(self.byteorder + "IBBHQQ", self.entries)):
+            kind = _KINDS.get(st_info & 0xF)
+            if kind is None or st_shndx == SHN_UNDEF or st_value == 0 or not st_name:
+                continue
+            if st_shndx >= SHN_LORESERVE and st_shndx != SHN_ABS:
+                continue
+            end = strings.find(b"\0", st_name)
+            if st_name >= len(strings) or end < 0:
+                raise ElfError(f"symbol {index}: name offset {st_name} is outside its string table",
+                               where=where)
+            name = strings[st_name:end].decode("utf-8", "replace")
+            yield Symbol(name, st_value, st_size, kind, st_info >> 4)
+
+
+@dataclass(frozen=True, slots=True)
+class ElfImage:
+    """What uprobe placement and symbolization need to know about one ELF file."""
+
+    path: str
+    elf_type: str
+    """``ET_EXEC`` (non-PIE executable) or ``ET_DYN`` (PIE executable, shared library)."""
+    segments: tuple[Segment, ...]
+    symtabs: tuple[SymbolSection, ...]
+    """.symtab (complete) before .dynsym (exported only)."""
+    sections: dict[str, tuple[int, int, int]]
+    """Section name -> (address, file offset, size)."""
+
+    @property
+    def pie(self) -> bool:
+        return self.elf_type == "ET_DYN"
+
+    def offset_of(self, address: int) -> int:
+        """The file offset of virtual `address` (ElfError if no loadable segment maps it)."""
+        for seg in self.segments:
+            if seg.vaddr <= address < seg.vaddr + max(seg.memsz, 1):
+                return address - seg.vaddr + seg.offset
+        raise ElfError(f"{self.path}: address {address:#x} is in no loadable segment")
+
+    def address_of(self, offset: int) -> int:
+        """The virtual address that file `offset` is loaded at."""
+        for seg in self.segments:
+            if seg.offset <= offset < seg.offset + max(seg.filesz, 1):
+                return offset - seg.offset + seg.vaddr
+        raise ElfError(f"{self.path}: file offset {offset:#x} is in no loadable segment")
+
+    def lookup(self, name: str) -> list[ElfSymbol]:
+        """Every defined code symbol called `name` in .symtab and .dynsym (duplicates removed)."""
+        seen: set[tuple[int, str]] = set()
+        out = []
+        for table in self.symtabs:
+            for sym in table.find(name):
+                if (sym.address, sym.binding) not in seen:
+                    seen.add((sym.address, sym.binding))
+                    out.append(sym)
+        return out
+
+    def symbol_names(self) -> set[str]:
+        """The names of every defined code symbol (decodes the whole tables: for glob patterns)."""
+        return {n for table in self.symtabs for n in table.names()}
+
+    def symbol(self, name: str) -> ElfSymbol:
+        """The code symbol `name` (``malloc`` or ``malloc@@GLIBC_2.2.5``); a global definition wins over
+        local ones; ElfError naming the file when missing or ambiguous."""
+        base = name.split("@", 1)[0]
+        found = [s for s in self.lookup(base) if s.address]
+        if not found:
+            raise ElfError(f"{self.path}: no symbol {name!r} (stripped, or not defined in this file)")
+        addrs = {s.address for s in found}
+        if len(addrs) > 1:
+            glob = {s.address for s in found if s.binding in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE")}
+            if len(glob) == 1:
+                addrs = glob
+            else:
+                listing = ", ".join(f"{a:#x}" for a in sorted(addrs))
+                raise ElfError(f"{self.path}: symbol {name!r} is ambiguous (at {listing}); "
+                               "give an address or offset")
+        return next(s for s in found if s.address in addrs)
+
+    def symbol_offset(self, name: str) -> int:
+        """The file offset of code symbol `name`, with an optional ``+0x10`` suffix added."""
+        base, plus, extra = name.partition("+")
+        try:
+            add = int(extra, 0) if plus else 0
+        except ValueError:
+            raise ElfError(f"{self.path}: bad offset {extra!r} in {name!r}") from None
+        return self.offset_of(self.symbol(base).address + add)
 
 
 class SymbolTable:
@@ -116,94 +311,120 @@ class SymbolTable:
         return None
 
     @classmethod
+    def from_image(cls, image: ElfImage) -> SymbolTable:
+        """Decode every function and object symbol of `image`."""
+        elf_type = _ELF_TYPE_CODES.get(image.elf_type)
+        symbols = [s for table in image.symtabs for s in table.symbols(image.path)]
+        return cls(symbols, image.segments, elf_type=int(image.elf_type) if elf_type is None else elf_type,
+                   name=image.path)
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SymbolTable:
-        """Read the symbols of the ELF file at `path`."""
+        """Read the symbols of the ELF file at `path` (not cached: `read_image` is)."""
         name = os.fspath(path)
         try:
             with open(name, "rb") as f:
-                data = f.read()
+                image = _parse(f, os.fstat(f.fileno()).st_size, name)
         except OSError as e:
             raise ElfError(f"cannot read {name}: {e.strerror}", where=name) from None
-        return cls.from_bytes(data, name)
+        return cls.from_image(image)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> SymbolTable:
         """Read the symbols of the ELF file `data` (`name` is used in errors)."""
-        return _Reader(data, name).table()
+        return cls.from_image(_parse(data, len(data), name))
 
 
-class _Reader:
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data = data
-        self.name = name
-        if data[:4] != b"\x7fELF":
-            raise ElfError("not an ELF file (bad magic)", 0, where=name)
-        if len(data) < 64 or data[4] != 2:
-            raise ElfError("not an ELF64 file (only 64-bit objects are supported)", 4, where=name)
-        if data[5] not in (1, 2):
-            raise ElfError(f"bad ELF data encoding {data[5]}", 5, where=name)
-        self.end = "<" if data[5] == 1 else ">"
-        (self.e_type, _machine, _version, _entry, self.phoff, self.shoff, _flags, _ehsize, self.phentsize,
-         self.phnum, self.shentsize, self.shnum, _shstrndx) = self.unpack("HHIQQQIHHHHHH", 16, "ELF header")
+def read_image(path: str | os.PathLike[str]) -> ElfImage:
+    """The `ElfImage` of the file at `path` (cached while the file is unchanged)."""
+    p = os.fsdecode(path)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        raise ElfError(f"{p}: {e.strerror}") from None
+    return _read(p, st.st_mtime_ns, st.st_size)
 
-    def unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
-        st = struct.Struct(self.end + fmt)
-        if offset < 0 or offset + st.size > len(self.data):
-            raise ElfError(f"{what} at offset {offset} runs past the end of the file "
-                           f"({len(self.data)} bytes)", offset, where=self.name)
-        return st.unpack_from(self.data, offset)
 
-    def segments(self) -> list[Segment]:
-        out = []
-        if self.phnum and self.phentsize < 56:
-            raise ElfError(f"program header entries of {self.phentsize} bytes are too small", 54,
-                           where=self.name)
-        for i in range(self.phnum):
-            p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = self.unpack(
-                "IIQQQQQQ", self.phoff + i * self.phentsize, f"program header {i}")
+@functools.lru_cache(maxsize=32)
+def _read(path: str, mtime_ns: int, size: int) -> ElfImage:
+    try:
+        with open(path, "rb") as f:
+            return _parse(f, size, path)
+    except OSError as e:
+        raise ElfError(f"{path}: {e.strerror}") from None
+
+
+def image_from_bytes(data: bytes, name: str = "<bytes>") -> ElfImage:
+    """The `ElfImage` of ELF file `data` (`name` is used in errors)."""
+    return _parse(data, len(data), name)
+
+
+def _entries(fmt: str, size: int, table: bytes, entsize: int) -> list[tuple[int, ...]]:
+    """The fixed-size entries (`size` bytes, `fmt`) of a header table whose entries are `entsize` bytes
+    (larger is allowed: the tail of each is skipped)."""
+    if entsize == size:
+        return list(struct.iter_unpack(fmt, table))  # the usual case: one C loop
+    st = struct.Struct(fmt)
+    return [st.unpack_from(table, i) for i in range(0, len(table), entsize)]
+
+
+def _parse(src: BinaryIO | bytes, file_size: int, path: str) -> ElfImage:
+    """Read the headers, segments, section names and symbol tables of ELF64 file `src` (an open file or
+    its bytes) of `file_size` bytes."""
+
+    def read(offset: int, size: int, what: str) -> bytes:
+        if offset + size > file_size:  # checked first: no seek or allocation for a wild header value
+            raise ElfError(f"{what} ({size} bytes at {offset:#x}) runs past the end of the file", offset,
+                           where=path)
+        if isinstance(src, bytes):
+            data = src[offset:offset + size]
+        else:
+            src.seek(offset)
+            data = src.read(size)
+        if len(data) != size:  # the file shrank while being read
+            raise ElfError(f"{what} ({size} bytes at {offset:#x}) runs past the end of the file", offset,
+                           where=path)
+        return data
+
+    ident = src[:64] if isinstance(src, bytes) else src.read(64)
+    if len(ident) < 4 or ident[:4] != ELF_MAGIC:
+        raise ElfError("not a usable ELF file (bad magic or too short)", 0, where=path)
+    if len(ident) < 64 or ident[4] != ELFCLASS64:
+        raise ElfError("not an ELF64 file (only 64-bit objects are supported)", 4, where=path)
+    if ident[5] not in (ELFDATA2LSB, ELFDATA2MSB):
+        raise ElfError(f"bad ELF data encoding {ident[5]}", 5, where=path)
+    bo = "<" if ident[5] == ELFDATA2LSB else ">"
+    (e_type, _machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize,
+     shnum, shstrndx) = struct.unpack_from(bo + "HHIQQQIHHHHHH", ident, 16)
+    segs = []
+    if phnum:
+        if phentsize < PHDR_SIZE:
+            raise ElfError(f"program header size {phentsize}, expected {PHDR_SIZE}", 0x36, where=path)
+        table = read(phoff, phnum * phentsize, "program headers")
+        for p_type, p_flags, p_off, p_vaddr, _pa, p_filesz, p_memsz, _al in _entries(
+                bo + "IIQQQQQQ", PHDR_SIZE, table, phentsize):
             if p_type == PT_LOAD:
-                out.append(Segment(p_vaddr, p_memsz, p_offset, p_filesz, p_flags))
-        return out
-
-    def sections(self) -> list[tuple[int, ...]]:
-        if self.shnum and self.shentsize < 64:
-            raise ElfError(f"section header entries of {self.shentsize} bytes are too small", 58,
-                           where=self.name)
-        return [self.unpack("IIQQQQIIQQ", self.shoff + i * self.shentsize, f"section header {i}")
-                for i in range(self.shnum)]
-
-    def symbols(self, sections: list[tuple[int, ...]]) -> list[Symbol]:
-        out: list[Symbol] = []
-        for index, sh in enumerate(sections):
-            sh_type, sh_offset, sh_size, sh_link, sh_entsize = sh[1], sh[4], sh[5], sh[6], sh[9]
-            if sh_type not in (SHT_SYMTAB, SHT_DYNSYM) or sh_size == 0:
-                continue
-            if sh_entsize < 24 or sh_link >= len(sections):
-                raise ElfError(f"symbol table in section {index} has entry size {sh_entsize} and string "
-                               f"table {sh_link}", self.shoff + index * self.shentsize, where=self.name)
-            str_off, str_size = sections[sh_link][4], sections[sh_link][5]
-            if sh_offset + sh_size > len(self.data) or str_off + str_size > len(self.data):
-                raise ElfError(f"symbol table in section {index} runs past the end of the file", sh_offset,
-                               where=self.name)
-            strtab = self.data[str_off:str_off + str_size]
-            fmt = struct.Struct(self.end + "IBBHQQ")
-            unpack = fmt.unpack_from
-            data = self.data
-            for off in range(sh_offset, sh_offset + sh_size - 23, sh_entsize):
-                st_name, st_info, _other, st_shndx, st_value, st_size = unpack(data, off)
-                kind = _KINDS.get(st_info & 0xF)
-                if kind is None or st_shndx == SHN_UNDEF or st_value == 0 or not st_name:
+                segs.append(Segment(p_vaddr, p_memsz, p_off, p_filesz, p_flags))
+    sections: dict[str, tuple[int, int, int]] = {}
+    symtabs: list[SymbolSection] = []
+    if shoff and shnum:
+        if shentsize < SHDR_SIZE:
+            raise ElfError(f"section header size {shentsize}, expected {SHDR_SIZE}", 0x3A, where=path)
+        table = read(shoff, shnum * shentsize, "section headers")
+        raw = _entries(bo + "IIQQQQIIQQ", SHDR_SIZE, table, shentsize)
+        names = b""
+        if 0 < shstrndx < shnum:
+            hdr = raw[shstrndx]
+            names = read(hdr[4], hdr[5], "section names")
+        for name_off, stype, _fl, addr, off, sz, link, _info, _al, _es in raw:
+            end = names.find(b"\0", name_off)
+            sections.setdefault(names[name_off:end].decode(errors="replace"), (addr, off, sz))
+            if stype in _SYMTAB_TYPES and sz and link < shnum:
+                strhdr = raw[link]
+                if strhdr[1] == _NOBITS:
                     continue
-                if st_shndx >= SHN_LORESERVE and st_shndx != SHN_ABS:
-                    continue
-                end = strtab.find(b"\0", st_name)
-                if st_name >= len(strtab) or end < 0:
-                    raise ElfError(f"symbol name offset {st_name} is outside its string table", off,
-                                   where=self.name)
-                name = strtab[st_name:end].decode("utf-8", "replace")
-                out.append(Symbol(name, st_value, st_size, kind, st_info >> 4))
-        return out
-
-    def table(self) -> SymbolTable:
-        sections = self.sections()
-        return SymbolTable(self.symbols(sections), self.segments(), elf_type=self.e_type, name=self.name)
+                entries = read(off, sz - sz % SYM_SIZE, "symbol table")
+                strings = read(strhdr[4], strhdr[5], "string table")
+                symtabs.append(SymbolSection(entries, strings, bo))
+    symtabs.sort(key=lambda t: -len(t.entries))  # .symtab (complete) before .dynsym (exported only)
+    return ElfImage(path, _ELF_TYPES.get(e_type, str(e_type)), tuple(segs), tuple(symtabs), sections)

@@ -12,53 +12,23 @@ For a BPF output event (PERF_COUNT_SW_BPF_OUTPUT with PERF_SAMPLE_RAW) the recor
     kernel skips the padding without clearing it (perf_output_sample: __output_skip), so its bytes are
     whatever the ring held before: decode only the length the program wrote;
   * PERF_RECORD_LOST: u64 id, u64 lost: how many records the kernel dropped because the area was full.
-Pure code: `bpfkit.kernel.perfbuf` maps the pages and feeds them here.
+Pure code: `bpfkit.kernel.perfbuf` maps the pages and feeds them here. The constants and layouts
+(record types, the metadata page's offsets, the record header) are in `bpfkit.uapi.perf`.
 """
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Iterator
 
 from bpfkit.errors import ParseError
+from bpfkit.uapi.perf import PERF_EVENT_HEADER
+from bpfkit.uapi.perf import PerfRecordType as PerfRecordType  # re-exported: record types, for decoders
 
-# struct perf_event_mmap_page (include/uapi/linux/perf_event.h): offsets of the ring control words.
-MMAP_DATA_HEAD = 1024
-"""Offset of ``__u64 data_head`` in the metadata page (the kernel's write position)."""
-MMAP_DATA_TAIL = 1032
-"""Offset of ``__u64 data_tail`` (the reader's position; written by user space)."""
-MMAP_DATA_OFFSET = 1040
-"""Offset of ``__u64 data_offset`` (where the data area starts in the mapping; 4.1+)."""
-MMAP_DATA_SIZE = 1048
-"""Offset of ``__u64 data_size`` (the data area's size; 4.1+)."""
-
-HEADER_SIZE = 8
-_HEADER = struct.Struct("=IHH")
+HEADER_SIZE = PERF_EVENT_HEADER.size
+_HEADER = PERF_EVENT_HEADER
 _U32 = struct.Struct("=I")
 _LOST = struct.Struct("=QQ")
-
-
-class PerfRecordType(enum.IntEnum):
-    """`enum perf_event_type` (the record types a BPF output event produces, and their neighbours).
-
-    C: enum perf_event_type, names PERF_RECORD_*.
-    """
-
-    MMAP = 1
-    LOST = 2
-    COMM = 3
-    EXIT = 4
-    THROTTLE = 5
-    UNTHROTTLE = 6
-    FORK = 7
-    READ = 8
-    SAMPLE = 9
-    LOST_SAMPLES = 13
-
-
-PERF_FLAG_FD_CLOEXEC = 1 << 3
-"""perf_event_open(2) flag: open the event fd close-on-exec."""
 
 
 class PerfFormatError(ParseError):

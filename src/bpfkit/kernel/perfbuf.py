@@ -34,7 +34,16 @@ from bpfkit.kernel.fd import Fd
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.uapi.attr import PerfEventAttr
 from bpfkit.uapi.enums import MapType
-from bpfkit.uapi.perf import PerfEventIoc, PerfSample, PerfSwId, PerfType
+from bpfkit.uapi.perf import (
+    PERF_EVENT_HEADER,
+    PerfEventIoc,
+    PerfFlag,
+    PerfMmapPage,
+    PerfRecordType,
+    PerfSample,
+    PerfSwId,
+    PerfType,
+)
 
 SampleCallback = Callable[[int, "memoryview | bytes"], Any]
 """``callback(cpu, data)`` for each sample."""
@@ -43,10 +52,12 @@ LostCallback = Callable[[int, int], Any]
 
 PAGE_SIZE = _mmap.PAGESIZE
 _POS = struct.Struct("=Q")
-_HEADER = struct.Struct("=IHH")
+_HEADER = PERF_EVENT_HEADER
 _U32 = struct.Struct("=I")
-_SAMPLE = int(pdec.PerfRecordType.SAMPLE)
-_LOST = int(pdec.PerfRecordType.LOST)
+_SAMPLE = int(PerfRecordType.SAMPLE)
+_LOST = int(PerfRecordType.LOST)
+_DATA_HEAD = int(PerfMmapPage.DATA_HEAD)
+_DATA_TAIL = int(PerfMmapPage.DATA_TAIL)
 
 
 @dataclass(slots=True)
@@ -58,10 +69,10 @@ class _CpuBuffer:
     tail: int
 
     def head(self) -> int:
-        return int(_POS.unpack_from(self.mm, pdec.MMAP_DATA_HEAD)[0])
+        return int(_POS.unpack_from(self.mm, _DATA_HEAD)[0])
 
     def store(self, tail: int) -> None:
-        _POS.pack_into(self.mm, pdec.MMAP_DATA_TAIL, tail)
+        _POS.pack_into(self.mm, _DATA_TAIL, tail)
         self.tail = tail
 
     def close(self) -> None:
@@ -127,7 +138,7 @@ class PerfBuffer:
         attr.sample_period = 1
         attr.wakeup_events = wakeup_events
         attr.size = 0
-        fd = Fd(self._sys.perf_event_open(attr, -1, cpu, -1, pdec.PERF_FLAG_FD_CLOEXEC),
+        fd = Fd(self._sys.perf_event_open(attr, -1, cpu, -1, PerfFlag.FD_CLOEXEC),
                 f"perf event (BPF output, CPU {cpu})", self._sys)
         try:
             size = page_count * PAGE_SIZE
@@ -136,7 +147,7 @@ class PerfBuffer:
             fd.close()
             raise
         buf = _CpuBuffer(cpu, fd, mm, memoryview(mm)[PAGE_SIZE:PAGE_SIZE + size],
-                         int(_POS.unpack_from(mm, pdec.MMAP_DATA_TAIL)[0]))
+                         int(_POS.unpack_from(mm, _DATA_TAIL)[0]))
         self._buffers.append(buf)
         self._poller.register(fd.fileno(), len(self._buffers) - 1)
         self._sys.ioctl(fd.fileno(), PerfEventIoc.ENABLE, 0)
@@ -218,7 +229,7 @@ class PerfBuffer:
         tail = buf.tail
         try:
             while True:
-                (head,) = read_pos(mm, pdec.MMAP_DATA_HEAD)
+                (head,) = read_pos(mm, _DATA_HEAD)
                 if tail >= head:
                     return count
                 while tail < head:

@@ -1,15 +1,30 @@
 """Constants of perf_event_open(2) (include/uapi/linux/perf_event.h) that attaching programs needs.
 
 Hand-written: the event types, the generic hardware and software event ids, the sample flags used by
-sampling events, and the ioctl request numbers (``_IO('$', n)``/``_IOW('$', n, type)`` expanded for
-the asm-generic ioctl encoding that x86-64 and arm64 share).
+sampling events, the ioctl request numbers (``_IO('$', n)``/``_IOW('$', n, type)`` expanded for
+the asm-generic ioctl encoding that x86-64 and arm64 share), perf_event_open(2)'s flags, the ring
+buffer's record types and the layouts of ``struct perf_event_mmap_page`` (its ring control words) and
+``struct perf_event_header``.
 """
 
 from __future__ import annotations
 
+import enum
+import struct
+
 from ._cenum import CEnum, CFlag, c_source
 
-__all__ = ["PerfEventIoc", "PerfHwId", "PerfSample", "PerfSwId", "PerfType"]
+__all__ = [
+    "PERF_EVENT_HEADER",
+    "PerfEventIoc",
+    "PerfFlag",
+    "PerfHwId",
+    "PerfMmapPage",
+    "PerfRecordType",
+    "PerfSample",
+    "PerfSwId",
+    "PerfType",
+]
 
 
 @c_source("perf_type_id", "PERF_TYPE_")
@@ -105,3 +120,55 @@ class PerfEventIoc(CEnum):
     ID = 0x80082407  # PERF_EVENT_IOC_ID: _IOR('$', 7, __u64 *)
     SET_BPF = 0x40042408  # PERF_EVENT_IOC_SET_BPF: _IOW('$', 8, __u32)
     PAUSE_OUTPUT = 0x40042409  # PERF_EVENT_IOC_PAUSE_OUTPUT: _IOW('$', 9, __u32)
+
+
+@c_source(None, "PERF_FLAG_")
+class PerfFlag(CFlag):
+    """The `flags` argument of perf_event_open(2).
+
+    C: #define PERF_FLAG_*.
+    """
+
+    FD_NO_GROUP = 1 << 0  # PERF_FLAG_FD_NO_GROUP
+    FD_OUTPUT = 1 << 1  # PERF_FLAG_FD_OUTPUT
+    PID_CGROUP = 1 << 2  # PERF_FLAG_PID_CGROUP
+    FD_CLOEXEC = 1 << 3  # PERF_FLAG_FD_CLOEXEC: open the event fd close-on-exec
+
+
+@c_source("perf_event_type", "PERF_RECORD_")
+class PerfRecordType(CEnum):
+    """perf_event_header.type: the record types a BPF output event produces, and their neighbours.
+
+    C: enum perf_event_type, names PERF_RECORD_*.
+    """
+
+    MMAP = 1  # PERF_RECORD_MMAP
+    LOST = 2  # PERF_RECORD_LOST
+    COMM = 3  # PERF_RECORD_COMM
+    EXIT = 4  # PERF_RECORD_EXIT
+    THROTTLE = 5  # PERF_RECORD_THROTTLE
+    UNTHROTTLE = 6  # PERF_RECORD_UNTHROTTLE
+    FORK = 7  # PERF_RECORD_FORK
+    READ = 8  # PERF_RECORD_READ
+    SAMPLE = 9  # PERF_RECORD_SAMPLE
+    LOST_SAMPLES = 13  # PERF_RECORD_LOST_SAMPLES
+
+
+class PerfMmapPage(enum.IntEnum):
+    """Byte offsets of the ring control words in ``struct perf_event_mmap_page`` (linux/perf_event.h),
+    the metadata page at the start of a perf event's mapping; each is a ``__u64``. The first 1 KiB
+    holds the counter fields and reserved padding (``__reserved[118*8+4]``), so these never move.
+    """
+
+    DATA_HEAD = 1024
+    """``data_head``: the kernel's write position."""
+    DATA_TAIL = 1032
+    """``data_tail``: the reader's position (written by user space)."""
+    DATA_OFFSET = 1040
+    """``data_offset``: where the data area starts in the mapping (4.1+)."""
+    DATA_SIZE = 1048
+    """``data_size``: the data area's size (4.1+)."""
+
+
+PERF_EVENT_HEADER = struct.Struct("=IHH")
+"""``struct perf_event_header`` (linux/perf_event.h): u32 type, u16 misc, u16 size (header included)."""

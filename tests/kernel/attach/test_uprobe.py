@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bpfkit.elf.symbols import read_image
 from bpfkit.errors import ElfError, KernelError
-from bpfkit.kernel.attach.elfsyms import find_binary, read_image
+from bpfkit.kernel.attach.elfsyms import find_binary
 from bpfkit.kernel.attach.uprobe import (
     attach_uprobe,
     attach_uprobe_multi,

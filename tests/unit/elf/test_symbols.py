@@ -1,11 +1,15 @@
-"""ELF symbol tables for symbolization, checked against pyelftools on real binaries and fuzzed."""
+"""ELF symbols, segments and sections of executables and libraries, for uprobe placement (`read_image`,
+`ElfImage`: name -> file offset) and symbolization (`SymbolTable`: address -> name); checked against
+pyelftools on real binaries and fuzzed."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,16 @@ from elftools.elf.sections import SymbolTableSection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpfkit.elf.symbols import ET_DYN, Symbol, SymbolTable
+from bpfkit.elf.symbols import (
+    ET_DYN,
+    ElfImage,
+    Segment,
+    Symbol,
+    SymbolSection,
+    SymbolTable,
+    image_from_bytes,
+    read_image,
+)
 from bpfkit.errors import ElfError
 
 SOURCE = """
@@ -139,3 +152,151 @@ def test_fuzz_only_elf_errors(shared_object: Path, data: st.DataObject) -> None:
     except ElfError:
         return
     table.lookup(0x1000)
+
+
+# --- uprobe placement: ElfImage (moved from tests/unit/kernel/attach/test_elfsyms_auto.py) -------------
+
+
+def raw_symtab(*syms: tuple[str, int, int, int]) -> SymbolSection:
+    """A symbol table of (name, value, STT type, STB binding); names share a tail-merged string table."""
+    strings = b"\0x_dup\0f\0g\0f@@LIB_1.0\0"
+    entries = bytes(24)
+    for name, value, stype, bind in syms:
+        off = strings.find(name.encode() + b"\0")
+        entries += struct.pack("<IBBHQQ", off, bind << 4 | stype, 0, 1, value, 4)
+    return SymbolSection(entries, strings)
+
+
+def image() -> ElfImage:
+    segs = (Segment(0x0, 0x800, 0x0, 0x800, False), Segment(0x1000, 0x500, 0x1000, 0x500, True),
+            Segment(0x3DF0, 0x300, 0x2DF0, 0x220, False))
+    table = raw_symtab(("f@@LIB_1.0", 0x1139, 2, 1), ("dup", 0x1100, 2, 0), ("dup", 0x1200, 2, 0),
+                   ("g", 0x1300, 2, 0), ("g", 0x1310, 10, 1), ("x_dup", 0x1400, 1, 1))  # x_dup: an object
+    return ElfImage("/x/bin", "ET_DYN", segs, (table,), {})
+
+
+def test_offsets_follow_segments() -> None:
+    im = image()
+    assert im.offset_of(0x1139) == 0x1139
+    assert im.offset_of(0x3E00) == 0x2E00  # data segment: vaddr and offset differ by a page
+    assert im.address_of(0x2E00) == 0x3E00
+    with pytest.raises(ElfError, match=r"/x/bin: address 0x9000 is in no loadable segment"):
+        im.offset_of(0x9000)
+
+
+def test_symbol_choice() -> None:
+    im = image()
+    assert im.symbol_offset("f") == 0x1139 and im.symbol_offset("f+0x8") == 0x1141
+    assert im.symbol("f@@LIB_1.0").address == 0x1139
+    assert im.symbol("g").address == 0x1310  # the global definition wins
+    with pytest.raises(ElfError, match=r"'dup' is ambiguous \(at 0x1100, 0x1200\)"):
+        im.symbol("dup")
+    with pytest.raises(ElfError, match="no symbol 'nope'"):
+        im.symbol("nope")
+    with pytest.raises(ElfError, match="no symbol 'x_dup'"):
+        im.symbol("x_dup")  # not code
+    assert im.symbol("g").type == "STT_GNU_IFUNC"
+    assert im.symbol_names() == {"f", "dup", "g"}
+
+
+def _pyelftools_functions(path: str) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        for sec in elf.iter_sections():
+            if isinstance(sec, SymbolTableSection):
+                for sym in sec.iter_symbols():
+                    if sym["st_info"]["type"] in ("STT_FUNC", "STT_LOOS") and sym["st_shndx"] != "SHN_UNDEF" \
+                            and sym.name:
+                        out.setdefault(sym.name.split("@")[0], set()).add(sym["st_value"])
+    return out
+
+
+@pytest.mark.parametrize("binary", ["python", "libc"])
+def test_read_image_agrees_with_pyelftools(binary: str) -> None:
+    path = os.path.realpath(sys.executable) if binary == "python" else str(_libc())
+    im = read_image(path)
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        assert [(s.vaddr, s.offset, s.memsz) for s in im.segments] == \
+            [(s["p_vaddr"], s["p_offset"], s["p_memsz"]) for s in loads]
+        assert im.elf_type == elf["e_type"]
+        assert {s.name for s in elf.iter_sections()} == set(im.sections)
+    oracle = _pyelftools_functions(path)
+    assert im.symbol_names() == set(oracle)
+    for name in sorted(oracle)[:: max(1, len(oracle) // 300)]:  # a few hundred, spread out
+        assert {s.address for s in im.lookup(name)} == oracle[name], name
+    assert read_image(path) is im  # cached
+
+
+@given(st.binary(min_size=0, max_size=400))
+@settings(max_examples=200, deadline=None)
+def test_fuzz_read_image_only_elf_errors(data: bytes) -> None:
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(b"\x7fELF\x02\x01" + data if data[:1] != b"!" else data)
+        f.flush()
+        try:
+            im = read_image(f.name)
+            im.symbol_names()
+            im.lookup("main")
+        except ElfError:
+            pass
+
+
+# --- one reader for both: the two views of a file agree -----------------------------------------------
+
+
+def test_symbolizer_and_placement_agree_on_libc() -> None:
+    path = _libc()
+    im = read_image(path)
+    table = SymbolTable.from_image(im)
+    assert SymbolTable.load(path).symbols == table.symbols
+    assert table.segments == im.segments and table.is_pie == im.pie
+    funcs = [s for s in table.symbols if s.kind == "func"]
+    assert len(funcs) > 500
+    for sym in funcs[:: max(1, len(funcs) // 200)]:
+        assert sym.address in {s.address for s in im.lookup(sym.name.split("@")[0])}, sym
+        offset = im.offset_of(sym.address)
+        assert table.vaddr_of_offset(offset) == sym.address and im.address_of(offset) == sym.address
+
+
+def test_bytes_and_file_read_the_same(shared_object: Path) -> None:
+    assert image_from_bytes(shared_object.read_bytes(), str(shared_object)) == read_image(shared_object)
+
+
+def _naive_find(table: SymbolSection, name: str) -> list[tuple[str, int, int, str, str]]:
+    """What `SymbolSection.find` must return, by decoding every entry: code symbols whose name is `name`
+    followed by NUL (first) or "@", in string-table then entry order."""
+    key = name.encode()
+    out = []
+    for end in (b"\0", b"@"):
+        starts = [i for i in range(len(table.strings)) if table.strings.startswith(key + end, i)]
+        for start in starts:
+            for pos in range(0, len(table.entries) - 23, 24):
+                st_name, info, _o, shndx, value, size = struct.unpack_from("<IBBHQQ", table.entries, pos)
+                if st_name == start and (info & 0xF) in (2, 10) and shndx != 0:
+                    kind = "STT_FUNC" if info & 0xF == 2 else "STT_GNU_IFUNC"
+                    bind = {0: "STB_LOCAL", 1: "STB_GLOBAL", 2: "STB_WEAK"}.get(info >> 4, str(info >> 4))
+                    out.append((name, value, size, kind, bind))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab@\0", max_size=24), st.text("ab", max_size=3),
+       st.lists(st.tuples(st.integers(0, 30), st.sampled_from([0x12, 0x1A, 0x02, 0x11, 0x22]),
+                          st.integers(0, 2)), max_size=12))
+def test_find_matches_a_full_decode(strings: str, name: str, entries: list[tuple[int, int, int]]) -> None:
+    blob = b"".join(struct.pack("<IBBHQQ", st_name, info, 0, shndx, 0x1000 + i, 8)
+                    for i, (st_name, info, shndx) in enumerate(entries))
+    table = SymbolSection(blob, strings.encode())
+    got = [(s.name, s.address, s.size, s.type, s.binding) for s in table.find(name)]
+    assert got == _naive_find(table, name)
+
+
+def test_find_on_libc_matches_a_full_decode() -> None:
+    (table, *_) = read_image(_libc()).symtabs
+    names = sorted(set(table.names()))
+    for name in [*names[:: max(1, len(names) // 40)], "malloc", "nope_not_there"]:
+        assert [(s.name, s.address, s.size, s.type, s.binding) for s in table.find(name)] == \
+            _naive_find(table, name), name

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bpfkit.elf.symbols import read_image
 from bpfkit.errors import KernelError
 from bpfkit.kernel import tracefs
 from bpfkit.kernel.attach.base import AttachedLink, link_create, syscalls_of
-from bpfkit.kernel.attach.elfsyms import find_binary, read_image
+from bpfkit.kernel.attach.elfsyms import find_binary
 from bpfkit.kernel.attach.perf_event import (
     attach_perf_fd,
     event_attr,

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bpfkit.elf.symbols import read_image
 from bpfkit.errors import ElfError
 from bpfkit.kernel.attach.base import LinkGroup
-from bpfkit.kernel.attach.elfsyms import find_binary, read_image
+from bpfkit.kernel.attach.elfsyms import find_binary
 from bpfkit.kernel.attach.uprobe import attach_uprobe
 from bpfkit.kernel.attach.usdt_args import UsdtArg, parse_usdt_args
 
