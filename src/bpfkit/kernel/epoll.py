@@ -47,8 +47,13 @@ class Poller:
         keys = self._keys
         return [keys[fd] for fd, _ in events if fd in keys]
 
-    async def readable(self) -> None:
-        """Wait, inside the running asyncio loop, until some registered fd is ready."""
+    async def readable(self, recheck: float | None = None) -> None:
+        """Wait, inside the running asyncio loop, until some registered fd is ready.
+
+        With `recheck` (seconds), return after that long at the latest: the caller looks at the
+        buffers again, so a wakeup the kernel coalesced or that arrived while the epoll fd was being
+        registered with the loop costs at most that delay instead of a hang.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         fd = self.fileno()
@@ -58,10 +63,13 @@ class Poller:
                 fut.set_result(None)
 
         loop.add_reader(fd, ready)
+        timer = loop.call_later(recheck, ready) if recheck is not None else None
         try:
             await fut
         finally:
             loop.remove_reader(fd)
+            if timer is not None:
+                timer.cancel()
 
     def close(self) -> None:
         """Close the epoll fd; idempotent."""

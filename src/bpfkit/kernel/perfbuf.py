@@ -327,7 +327,7 @@ class PerfBuffer:
         while True:
             for rec in self._available():
                 yield rec
-            await self._poller.readable()
+            await self._poller.readable(recheck=0.1)
 
     def __aiter__(self) -> AsyncIterator[tuple[int, memoryview | bytes]]:
         return self.arecords()

@@ -283,7 +283,7 @@ class RingBuffer:
         while True:
             for view in self._available():
                 yield view
-            await self._poller.readable()
+            await self._poller.readable(recheck=0.1)
 
     def __aiter__(self) -> AsyncIterator[memoryview]:
         return self.arecords()
