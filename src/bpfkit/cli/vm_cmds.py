@@ -1,7 +1,9 @@
 """`bpfkit vm run` and `bpfkit vm conformance-plugin`: run programs in the userspace VM.
 
-`vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (its maps are created in
-the VM) and prints r0; `--trace` prints every executed instruction with the registers after it.
+`vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (loaded whole by
+`Vm.load_object`: maps, CO-RE against `--btf` or vmlinux's BTF, `.kconfig` from `--kconfig` over the
+running kernel's config) and prints r0; `--trace` prints every executed instruction with the registers
+after it.
 
 `vm conformance-plugin` speaks the plugin protocol of the bpf_conformance runner, so the VM can be
 checked by that runner (through a two-line wrapper script, as the runner runs a single executable):
@@ -15,6 +17,7 @@ with the vector's `-- error`) and to stderr, and the status is 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -25,10 +28,9 @@ from typing import TextIO
 from bpfkit.elf import is_elf
 from bpfkit.errors import AsmError, BpfkitError
 from bpfkit.isa import Instruction, assemble, decode
-from bpfkit.isa.builder import Relocation
-from bpfkit.obj.spec import ProgramSpec, RefKind
+from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi.enums import ProgType
-from bpfkit.vm import DEFAULT_BUDGET, ENGINES, EngineName, TraceStep, Vm, VmMap, conformance_helpers
+from bpfkit.vm import DEFAULT_BUDGET, ENGINES, EngineName, TraceStep, Vm, conformance_helpers
 
 _HEX_TEXT = re.compile(r"^(?:\s|0[xX]|[0-9a-fA-F])*$")
 _UBPF_HINT = re.compile(r"%r\d")
@@ -94,17 +96,15 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[object, ProgTy
 
         obj = load_object(data, name)
         spec = _pick_program(obj.programs, args.section, name)
-        maps: dict[str, VmMap] = {}
-        relocs = []
-        for ref in spec.references:
-            if ref.kind in (RefKind.MAP, RefKind.MAP_VALUE):
-                if ref.target not in maps:
-                    maps[ref.target] = vm.create_map(obj.maps[ref.target])
-                relocs.append(Relocation(ref.index, ref.target))
-        ptype = prog_type if prog_type is not None else spec.type
-        return vm.load(spec, prog_type=ptype, maps=maps, relocations=relocs), ptype
-    if args.section:
-        raise BpfkitError(f"{name}: --section applies to ELF objects only")
+        key = next(k for k, v in obj.programs.items() if v is spec)
+        if prog_type is not None:
+            obj.programs[key] = dataclasses.replace(spec, type=prog_type)
+        coll = vm.load_object(obj, target_btf=args.btf, kconfig=_kconfig_option(args.kconfig))
+        prog = coll.programs[key]
+        return prog, prog.prog_type
+    for option in ("section", "btf", "kconfig"):
+        if getattr(args, option):
+            raise BpfkitError(f"{name}: --{option} applies to ELF objects only")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -117,6 +117,22 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[object, ProgTy
     else:
         insns = decode(data)
     return vm.load(insns, prog_type=prog_type, name=Path(name).stem), prog_type
+
+
+def _kconfig_option(items: list[str] | None) -> dict[str, str] | None:
+    """`--kconfig NAME=VALUE` options over the running kernel's config (None: no option given, the
+    VM reads the config itself)."""
+    if not items:
+        return None
+    from bpfkit.obj.kconfig import read_kconfig
+
+    config = read_kconfig()
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BpfkitError(f"--kconfig: {item!r} is not NAME=VALUE (e.g. CONFIG_HZ=250)")
+        config[key.strip()] = value.strip()
+    return config
 
 
 def _prog_type(text: str) -> ProgType:
@@ -240,6 +256,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="assembly dialect (default: auto)")
     p.add_argument("--type", help="program type giving the context (xdp, socket_filter, sched_cls...); "
                    "default: the ELF section's, else conformance style (r1 = memory, r2 = length)")
+    p.add_argument("--btf", metavar="PATH", help="ELF: the BTF to apply CO-RE relocations against "
+                   "(default: /sys/kernel/btf/vmlinux when readable)")
+    p.add_argument("--kconfig", metavar="NAME=VALUE", action="append",
+                   help="ELF: a .kconfig value (e.g. CONFIG_HZ=250, LINUX_KERNEL_VERSION=393728), over the "
+                   "running kernel's config; repeatable")
     p.add_argument("--conformance-helpers", action="store_true",
                    help="the conformance suite's helpers instead of the kernel-like ones")
     p.add_argument("-j", "--json", action="store_true", help="JSON output")

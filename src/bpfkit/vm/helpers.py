@@ -24,6 +24,7 @@ from bpfkit.vm.maps import (
     RingbufMap,
     VmMap,
 )
+from bpfkit.vm.maps_extra import BloomFilterMap
 from bpfkit.vm.memory import RegionKind
 from bpfkit.vm.runtime import U64, HelperFn, ProgramExit, RunState, TailCallDone
 
@@ -103,6 +104,14 @@ def _neg(code: int) -> int:
     return -code & U64
 
 
+def vm_pointer(rt: RunState, value: int) -> int:
+    """A pointer a program stored in memory, as a VM address. Register arguments arrive translated, but
+    under the JIT a pointer written to memory (a bpf_snprintf argument array) is a host address."""
+    host = getattr(getattr(rt.engine, "runtime", None), "host", None)
+    to_fake = getattr(host, "to_fake", None)
+    return int(to_fake(value)) if to_fake is not None else value
+
+
 def _key(rt: RunState, vm_map: VmMap, addr: int) -> bytes:
     return rt.mem.read_bytes(addr, vm_map.key_size)
 
@@ -139,6 +148,8 @@ def map_lookup_percpu_elem(rt: RunState, m: int, key: int, cpu: int, _4: int, _5
 
 def map_push_elem(rt: RunState, m: int, value: int, flags: int, _4: int, _5: int) -> int:
     vm_map = _map(rt, m)
+    if isinstance(vm_map, BloomFilterMap):
+        return vm_map.push(rt.mem.read_bytes(value, vm_map.value_size), flags) & U64
     if not isinstance(vm_map, QueueStackMap):
         return _neg(EINVAL)
     return vm_map.push(rt.mem.read_bytes(value, vm_map.value_size), flags) & U64
@@ -146,6 +157,10 @@ def map_push_elem(rt: RunState, m: int, value: int, flags: int, _4: int, _5: int
 
 def _pop(rt: RunState, m: int, value: int, remove: bool) -> int:
     vm_map = _map(rt, m)
+    if isinstance(vm_map, BloomFilterMap):
+        if remove:
+            return _neg(EOPNOTSUPP)
+        return vm_map.contains(rt.mem.read_bytes(value, vm_map.value_size)) & U64
     if not isinstance(vm_map, QueueStackMap):
         return _neg(EINVAL)
     item = vm_map.pop(remove)
@@ -328,6 +343,21 @@ def probe_read_str(rt: RunState, dst: int, size: int, src: int, _4: int, _5: int
     return len(text) + 1
 
 
+def strncmp(rt: RunState, s1: int, s1_sz: int, s2: int, _4: int, _5: int) -> int:
+    """bpf_strncmp(s1, s1_sz, s2): the kernel's strncmp(s1, s2, s1_sz), so -1, 0 or 1 (kernel/bpf/helpers.c
+    calls lib/string.c's strncmp, which returns the sign only). s2 is NUL-terminated."""
+    n = s1_sz & 0xFFFFFFFF
+    a = rt.mem.read_bytes(s1, n)
+    b = rt.mem.read_cstr(s2, n)
+    for i in range(n):
+        c1, c2 = a[i], b[i] if i < len(b) else 0
+        if c1 != c2:
+            return (-1 & U64) if c1 < c2 else 1
+        if c1 == 0:
+            break
+    return 0
+
+
 def trace_printk(rt: RunState, fmt: int, size: int, a1: int, a2: int, a3: int) -> int:
     """bpf_trace_printk: format with the kernel's printf subset; the line goes to `Vm.trace_output`."""
     raw = rt.mem.read_bytes(fmt, size & 0xFFFFFFFF)
@@ -339,7 +369,8 @@ def trace_printk(rt: RunState, fmt: int, size: int, a1: int, a2: int, a3: int) -
 
 
 def format_printk(rt: RunState, fmt: str, args: list[int]) -> str:
-    """Expand %d %i %u %x %X %ld %lld %lu %llu %lx %llx %p %s %c %% like the kernel's bstr_printf."""
+    """Expand %d %i %u %x %X %ld %lld %lu %llu %lx %llx %p %pI4 %pi4 %pI6 %pi6 %s %c %% like the
+    kernel's bpf_bprintf_prepare + bstr_printf."""
     out: list[str] = []
     i = 0
     argi = 0
@@ -374,19 +405,41 @@ def format_printk(rt: RunState, fmt: str, args: list[int]) -> str:
             out.append(("%" + spec + "d") % v)
         elif conv in "uxXo":
             out.append(("%" + spec + conv) % (value & ((1 << bits) - 1)))
+        elif conv == "p" and fmt[j + 1:j + 3] in ("I4", "i4", "I6", "i6"):
+            out.append(_format_ip(rt, fmt[j + 1:j + 3], value))
+            i = j + 3
+            continue
         elif conv == "p":
             out.append(f"{value & U64:x}" if value else "0000000000000000")
         elif conv == "c":
             out.append(chr(value & 0xFF))
         elif conv == "s":
             try:
-                out.append(rt.mem.read_cstr(value, 1 << 12).decode("latin-1"))
+                text = rt.mem.read_cstr(vm_pointer(rt, value), 1 << 12).decode("latin-1")
             except VmMemoryError:
-                out.append("(efault)")
+                text = ""  # bpf_bprintf_prepare copies strings first; a failed copy is an empty string
+            out.append(("%" + spec + "s") % text)
         else:
             out.append(fmt[i:j + 1])
         i = j + 1
     return "".join(out)
+
+
+def _format_ip(rt: RunState, kind: str, addr: int) -> str:
+    """%pI4 (1.2.3.4), %pi4 (001.002.003.004), %pI6 (8 groups of 4 hex digits), %pi6 (32 hex digits)
+    of the address `addr` points to (lib/vsprintf.c ip4_string / ip6_string); unreadable: empty."""
+    size = 4 if kind[1] == "4" else 16
+    try:
+        raw = rt.mem.read_bytes(vm_pointer(rt, addr), size)
+    except VmMemoryError:
+        return ""
+    if kind == "I4":
+        return ".".join(str(b) for b in raw)
+    if kind == "i4":
+        return ".".join(f"{b:03d}" for b in raw)
+    if kind == "I6":
+        return ":".join(raw[k:k + 2].hex() for k in range(0, 16, 2))
+    return raw.hex()
 
 
 # -- packets --------------------------------------------------------------------------------------
@@ -459,7 +512,8 @@ def _s32(value: int) -> int:
     return value - (1 << 32) if value >> 31 else value
 
 
-ENOENT, EINVAL, E2BIG, EFAULT = errno.ENOENT, errno.EINVAL, errno.E2BIG, errno.EFAULT
+ENOENT, EINVAL, E2BIG, EFAULT, EOPNOTSUPP = (errno.ENOENT, errno.EINVAL, errno.E2BIG, errno.EFAULT,
+                                           errno.EOPNOTSUPP)
 
 
 def default_helpers() -> HelperRegistry:
@@ -484,9 +538,20 @@ def default_helpers() -> HelperRegistry:
         (Helper.RINGBUF_SUBMIT, ringbuf_submit), (Helper.RINGBUF_DISCARD, ringbuf_discard),
         (Helper.RINGBUF_QUERY, ringbuf_query), (Helper.KTIME_GET_COARSE_NS, ktime_get_coarse_ns),
         (Helper.FOR_EACH_MAP_ELEM, for_each_map_elem), (Helper.LOOP, loop),
-        (Helper.MAP_LOOKUP_PERCPU_ELEM, map_lookup_percpu_elem),
+        (Helper.MAP_LOOKUP_PERCPU_ELEM, map_lookup_percpu_elem), (Helper.STRNCMP, strncmp),
     ):
         reg.register(int(helper), fn)  # type: ignore[arg-type]
+    from bpfkit.vm import helpers_extra as x
+
+    extra: tuple[tuple[Helper, HelperFn], ...] = (
+        (Helper.SKB_STORE_BYTES, x.skb_store_bytes), (Helper.L3_CSUM_REPLACE, x.l3_csum_replace),
+        (Helper.L4_CSUM_REPLACE, x.l4_csum_replace), (Helper.CSUM_DIFF, x.csum_diff),
+        (Helper.SPIN_LOCK, x.spin_lock), (Helper.SPIN_UNLOCK, x.spin_unlock),
+        (Helper.GET_STACKID, x.get_stackid), (Helper.GET_STACK, x.get_stack), (Helper.SNPRINTF, x.snprintf),
+        (Helper.TRACE_VPRINTK, x.trace_vprintk), (Helper.GET_LOCAL_STORAGE, x.get_local_storage),
+    )  # get_current_task(_btf) and get_func_ip stay unregistered: loading refuses them by name
+    for extra_id, extra_fn in extra:
+        reg.register(int(extra_id), extra_fn)
     return reg
 
 

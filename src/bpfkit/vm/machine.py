@@ -5,8 +5,10 @@
     prog = vm.load(insns, prog_type=ProgType.XDP, maps={"counts": counts})
     result = prog.test_run(data=packet)          # TestRunResult(retval, data_out, ctx_out, ...)
 
-Two engines give identical results: "fast" (translated to Python, the default) and "interp" (the
-interpreter, which can `trace` every instruction and single-step through `debug()`).
+Three engines give identical results: "fast" (translated to Python, the default), "interp" (the
+interpreter, which can `trace` every instruction and single-step through `debug()`) and "jit" (native
+x86-64 code, `bpfkit.vm.jit`; pointers are host addresses there, and on other machines it falls back to
+"fast" with a warning).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bpfkit.errors import BpfkitError, VmError, VmLimitError
 from bpfkit.isa.builder import Relocation
@@ -33,8 +36,14 @@ from bpfkit.vm.program import LoadedProgram
 from bpfkit.vm.runtime import DEFAULT_BUDGET, HelperFn, ProgramExit, RunState, map_stacks
 from bpfkit.vm.translate import TranslatedEngine, translated
 
-EngineName = Literal["fast", "interp"]
-ENGINES: tuple[EngineName, ...] = ("fast", "interp")
+if TYPE_CHECKING:
+    from bpfkit.btf import Spec
+    from bpfkit.obj.object import ObjectSpec
+    from bpfkit.vm.objects import VmCollection
+    from bpfkit.vm.verifier import VerifierResult
+
+EngineName = Literal["fast", "interp", "jit"]
+ENGINES: tuple[EngineName, ...] = ("fast", "interp", "jit")
 
 _SKB_L2 = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.LWT_XMIT}
 _SKB_L3 = {ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT}
@@ -84,6 +93,7 @@ class Vm:
             raise VmError("a VM needs at least one CPU")
         if engine not in ENGINES:
             raise VmError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+        engine = _available(engine)
         self.helpers = helpers.copy() if helpers is not None else default_helpers()
         self.ncpus = ncpus
         self.cpu = 0
@@ -138,14 +148,23 @@ class Vm:
     def load(self, program: Sequence[Instruction] | bytes | ProgramSpec, *,
              prog_type: ProgType | None = None, name: str = "",
              maps: Mapping[str, VmMap] | Sequence[VmMap] | None = None,
-             relocations: Sequence[Relocation] = ()) -> VmProgram:
+             relocations: Sequence[Relocation] = (), verify: bool = False,
+             mem_size: int = 0) -> VmProgram:
         """Load instructions, bytecode or a `ProgramSpec`.
+
+        With `verify`, bpfkit's own verifier (`bpfkit.vm.verifier.verify`) checks the program first
+        and raises `VerificationError` if the kernel's rules would refuse it; the result is kept in
+        `VmProgram.verification`. `mem_size` is, for raw-memory programs (no `prog_type`), the number
+        of bytes the verifier may assume r1 points to (runs must pass at least that much data).
 
         Map references: BPF_PSEUDO_MAP_FD/MAP_VALUE immediates are `VmMap.fd`s; MAP_IDX/MAP_IDX_VALUE
         index `maps` (a sequence, like the kernel's fd_array); `relocations` (from `Builder`) name maps
         in `maps` (a mapping by name) and patch the LD_IMM64 at their slot.
         """
         if isinstance(program, ProgramSpec):
+            from bpfkit.vm.objects import check_standalone
+
+            check_standalone(program)
             prog_type = program.type if prog_type is None else prog_type
             name = name or program.name
             insns: Sequence[Instruction] | bytes = program.insns if isinstance(program.insns, bytes) \
@@ -176,9 +195,29 @@ class Vm:
                 return vm_map.value_address(hi)
             return vm_map.address
 
+        verification = None
+        if verify:
+            from bpfkit.vm.verifier import verify as check
+
+            known: dict[Any, VmMap] = {m.fd: m for m in self.maps}
+            if isinstance(maps, Mapping):
+                known.update(maps)
+            verification = check(insns, prog_type=prog_type, relocations=relocations, mem_size=mem_size,
+                                 maps=known if not isinstance(maps, Sequence) else list(maps))
         loaded = LoadedProgram(insns, helpers=self.helpers.table(), resolve_pseudo=resolve,
                                name=name or "prog")
-        return VmProgram(self, loaded, prog_type)
+        vm_program = VmProgram(self, loaded, prog_type)
+        vm_program.verification = verification
+        return vm_program
+
+    def load_object(self, spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
+                    kconfig: Mapping[str, str | int | bool] | None = None) -> VmCollection:
+        """Create every map and load every program of an object (`bpfkit.obj.load_object`), applying
+        CO-RE against `target_btf` (default: /sys/kernel/btf/vmlinux when readable) and filling
+        `.kconfig` from `kconfig` (default: the running kernel's config). See `bpfkit.vm.objects`."""
+        from bpfkit.vm.objects import load_collection
+
+        return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig)
 
     def _context(self, prog_type: ProgType | None, data: bytes, ctx: bytes | None) -> Context:
         if prog_type is None:
@@ -193,8 +232,14 @@ class Vm:
 
     def _state(self, loaded: LoadedProgram, engine: EngineName, trace: TraceFn | None,
                budget: int | None) -> RunState:
-        eng = TranslatedEngine() if engine == "fast" else InterpreterEngine(trace)
-        rt = RunState(self.mem, eng, loaded, helpers=loaded.helpers, budget=budget, host=self)
+        if engine == "jit":
+            from bpfkit.vm.jit import JitEngine, runtime_for
+
+            eng: object = JitEngine(runtime_for(self.mem))
+        else:
+            eng = TranslatedEngine() if engine == "fast" else InterpreterEngine(trace)
+        rt = RunState(self.mem, eng, loaded, helpers=loaded.helpers, budget=budget,  # type: ignore[arg-type]
+                      host=self)
         rt.cpu = self.cpu
         return rt
 
@@ -211,6 +256,8 @@ class VmProgram:
         self.vm = vm
         self.loaded = loaded
         self.prog_type = prog_type
+        self.verification: VerifierResult | None = None
+        """What bpfkit's verifier found, when loaded with `verify=True`."""
 
     def __enter__(self) -> VmProgram:
         return self
@@ -219,7 +266,11 @@ class VmProgram:
         self.close()
 
     def close(self) -> None:
-        """Nothing to release; present for symmetry with `bpfkit.kernel.Program`."""
+        """Release the program's native code, if the JIT compiled it (idempotent)."""
+        if "jit" in self.loaded.cache:
+            from bpfkit.vm.jit import close_programs
+
+            close_programs(self.loaded)
 
     @property
     def name(self) -> str:
@@ -246,6 +297,7 @@ class VmProgram:
         chosen: EngineName = "interp" if trace is not None else (engine or vm.engine)
         if chosen not in ENGINES:
             raise VmError(f"unknown engine {chosen!r} (choose from {', '.join(ENGINES)})")
+        chosen = _available(chosen)
         limit = vm.budget if budget == "default" else budget
         if repeat < 1:
             repeat = 1
@@ -264,7 +316,11 @@ class VmProgram:
         retval = 0
         start = time.perf_counter_ns()
         try:
-            for _ in range(repeat):
+            if chosen == "jit":
+                from bpfkit.vm.jit import run_native
+
+                retval = run_native(rt, self.loaded, setup.args, repeat)
+            for _ in range(repeat if chosen != "jit" else 0):
                 rt.n = 0
                 rt.depth = -1
                 rt.tail_calls = 0
@@ -292,6 +348,20 @@ class VmProgram:
         if not isinstance(prog_array, ProgArrayMap):
             raise VmError(f"map {prog_array.name!r} is not a program array")
         prog_array.set(index, self)
+
+
+def _available(engine: EngineName) -> EngineName:
+    """`engine`, or "fast" (with a warning) when it is the JIT and this machine cannot run it."""
+    if engine != "jit":
+        return engine
+    from bpfkit.vm.jit import jit_supported
+
+    reason = jit_supported()
+    if reason is None:
+        return engine
+    warnings.warn(f"bpfkit JIT unavailable ({reason}); using the fast engine", RuntimeWarning,
+                  stacklevel=3)
+    return "fast"
 
 
 def _execute(rt: RunState, loaded: LoadedProgram, args: tuple[int, ...]) -> int:

@@ -1,5 +1,6 @@
 """Maps of the VM with the kernel's semantics: hash, array, their per-CPU and LRU forms, ring buffer,
-perf event array, program array, queue and stack.
+perf event array, program array, queue and stack (`bpfkit.vm.maps_extra` has LPM trie, maps of maps,
+stack trace and bloom filter).
 
 Each map has two faces. The user-space face (`lookup`, `update`, `delete`, `keys`, `items`) mirrors
 the bpf(2) map commands and takes/returns bytes. The program face (`bpf_lookup`, `bpf_update`, ...)
@@ -11,6 +12,7 @@ Value memory is shared between the faces: a value a program wrote is what `looku
 from __future__ import annotations
 
 import errno
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +33,19 @@ ENOENT, EEXIST, E2BIG, EINVAL, EAGAIN, EBUSY = (errno.ENOENT, errno.EEXIST, errn
                                                  errno.EAGAIN, errno.EBUSY)
 
 
+_BY_FD: weakref.WeakKeyDictionary[AddressSpace, weakref.WeakValueDictionary[int, VmMap]] = \
+    weakref.WeakKeyDictionary()
+"""Maps by fd per address space; weak both ways, since each map holds its address space."""
+
+
+def map_by_fd(mem: AddressSpace, fd: int) -> VmMap | None:
+    """The map with fake descriptor `fd` in the VM owning `mem` (maps of maps take inner maps by fd)."""
+    by_fd = _BY_FD.get(mem)
+    return None if by_fd is None else by_fd.get(fd)
+
+
 def _check_flags(flags: int) -> int:
-    if flags & ~(UpdateFlags.NOEXIST | UpdateFlags.EXIST | UpdateFlags.F_LOCK):
+    if flags & ~int(UpdateFlags.NOEXIST | UpdateFlags.EXIST | UpdateFlags.F_LOCK):
         return -EINVAL
     if (flags & 3) == 3:
         return -EINVAL
@@ -54,6 +67,7 @@ class VmMap:
         self._regions: dict[Any, Region] = {}
         self.frozen = False
         self._validate()
+        _BY_FD.setdefault(mem, weakref.WeakValueDictionary())[self.fd] = self
 
     @property
     def name(self) -> str:
@@ -464,7 +478,7 @@ class QueueStackMap(VmMap):
         self.items_: deque[bytes] = deque()
 
     def push(self, value: bytes, flags: int = 0) -> int:
-        if flags & ~UpdateFlags.EXIST:
+        if flags & ~int(UpdateFlags.EXIST):
             return -EINVAL
         if len(self.items_) >= self.spec.max_entries:
             if not flags & UpdateFlags.EXIST:
@@ -506,7 +520,9 @@ MAP_CLASSES: dict[MapType, type[VmMap]] = {
 
 def create_map(spec: MapSpec, mem: AddressSpace, index: int, *, ncpus: int) -> VmMap:
     """A VM map for `spec`; `VmError` for map types the VM does not emulate."""
-    cls = MAP_CLASSES.get(spec.type)
+    from bpfkit.vm.maps_extra import EXTRA_MAP_CLASSES
+
+    cls = MAP_CLASSES.get(spec.type) or EXTRA_MAP_CLASSES.get(spec.type)
     if cls is None:
         raise VmError(f"map {spec.name!r}: type {spec.type.name} is not supported by the VM")
     return cls(spec, mem, index, ncpus=ncpus)

@@ -122,6 +122,8 @@ class AddressSpace:
         self.special: dict[int, Region] = {}
         self._next_slot = DATA_SLOT0 + RESERVED_SLOTS
         self._free: list[int] = []
+        self.version = 0
+        """Bumped by every change to the mapping (map, unmap, rebind): the JIT resyncs on a change."""
 
     # -- mapping ----------------------------------------------------------------------------------
     def map(self, buf: Buffer, kind: RegionKind, *, writable: bool = True, name: str = "",
@@ -144,6 +146,7 @@ class AddressSpace:
             raise VmMemoryError(f"region {name or kind.value} is writable but backed by bytes")
         self.unmap_slot(slot)
         region = Region(slot << SLOT_SHIFT, buf, writable, kind, name, load_hook, store_hook)
+        self.version += 1
         self.regions[slot] = region
         if load_hook is not None or store_hook is not None:
             self.special[slot] = region
@@ -162,7 +165,8 @@ class AddressSpace:
                 self._free.append(slot)
 
     def unmap_slot(self, slot: int) -> None:
-        self.regions.pop(slot, None)
+        if self.regions.pop(slot, None) is not None:
+            self.version += 1
         self.readable.pop(slot, None)
         self.writable.pop(slot, None)
         self.special.pop(slot, None)
@@ -171,6 +175,7 @@ class AddressSpace:
         """Point `region` at a new buffer (a packet that grew or shrank); the base stays."""
         slot = region.base >> SLOT_SHIFT
         region.buf = buf
+        self.version += 1
         if slot in self.readable:
             self.readable[slot] = buf
         if slot in self.writable:

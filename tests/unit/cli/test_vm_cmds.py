@@ -215,17 +215,56 @@ MANIFEST_RUNS = _manifest_runs()
                          ids=[f"{o}-{s}-{i}" for i, (o, s, *_rest) in enumerate(MANIFEST_RUNS)])
 def test_run_fixture_objects_like_the_kernel(capsys: pytest.CaptureFixture[str], obj: str, section: str,
                                              option: str, value: str, retval: int) -> None:
-    """The kernel-verified fixture results, through `vm run`: the same r0, or (for what only a kernel
-    has: kfuncs, kernel variables, map-in-map, some helpers) a clear error naming the instruction."""
-    from bpfkit.obj import load_object
+    """The kernel-verified fixture results, through `vm run` (which loads the whole object: CO-RE
+    against the live vmlinux BTF, `.kconfig` from the live config): the same r0, or (for what only a
+    kernel has: kfuncs, kernel variables, a task_struct pointer) a clear error naming it."""
+    from bpfkit.obj import ExternKind, load_object
+    from bpfkit.obj.kconfig import read_kconfig
+    from bpfkit.vm.objects import default_target_btf
 
     spec = load_object(OBJ / obj)
-    prog = next(p for p in spec.programs.values() if p.section == section)
-    if spec.externs or prog.core_relos:
-        pytest.skip("needs kernel facts the VM does not have (externs / CO-RE relocations)")
+    kinds = {e.kind for e in spec.externs.values()}
+    if ExternKind.KCONFIG in kinds and not read_kconfig():
+        pytest.skip("no kernel config to fill .kconfig from (/proc/config.gz, /boot/config-*)")
+    if any(p.core_relos for p in spec.programs.values()) and default_target_btf() is None:
+        pytest.skip("no /sys/kernel/btf/vmlinux to apply CO-RE relocations against")
     status, out, err = run_cli(capsys, "vm", "run", str(OBJ / obj), "--section", section, option, value, "-j")
-    if status == 0:
-        assert json.loads(out)["r0"] == retval
-    else:
+    kernel_only = sorted(e.name for e in spec.externs.values() if e.kind is not ExternKind.KCONFIG)
+    if kernel_only:
+        assert status == 1 and "kernel-only, not supported by the VM" in err, err
+        assert any(repr(name) in err for name in kernel_only), err
+    elif obj in KERNEL_ONLY_HELPERS:
         assert status == 1 and err.startswith("bpfkit: error: ") and "Traceback" not in err
-        assert "not supported by the VM" in err or "unknown helper" in err, err
+        assert KERNEL_ONLY_HELPERS[obj] in err, err
+    else:
+        assert (status, err) == (0, "")
+        assert json.loads(out)["r0"] == retval
+
+
+KERNEL_ONLY_HELPERS = {"core_task.o": "bpf_get_current_task"}
+"""Fixtures calling a helper that only means something in a kernel (a task_struct pointer)."""
+
+
+def test_run_elf_btf_and_kconfig_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--kconfig values reach the program (CONFIG_HZ outside {100, 250, 300, 1000} fails the fixture's
+    check at its source line); --btf names the CO-RE target; both are for ELF objects only."""
+    full = ["CONFIG_HZ=250", "CONFIG_BPF_SYSCALL=y", "LINUX_KERNEL_VERSION=393216"]
+    status, out, err = run_cli(capsys, "vm", "run", str(OBJ / "kconfig.o"), "--mem", UDP4.hex(), "-j",
+                               *(f"--kconfig={kv}" for kv in full))
+    assert (status, json.loads(out)["r0"] if status == 0 else err) == (0, 0)
+    status, out, _ = run_cli(capsys, "vm", "run", str(OBJ / "kconfig.o"), "--mem", UDP4.hex(), "-j",
+                             *(f"--kconfig={kv}" for kv in full), "--kconfig", "CONFIG_HZ=123")
+    assert status == 0 and json.loads(out)["r0"] == 29  # kconfig.c line 29: the CONFIG_HZ check
+    status, out, _ = run_cli(capsys, "vm", "run", str(OBJ / "kconfig.o"), "--mem", UDP4.hex(), "-j",
+                             *(f"--kconfig={kv}" for kv in full), "--kconfig",
+                             "LINUX_KERNEL_VERSION=0x040000")
+    assert status == 0 and json.loads(out)["r0"] == 27  # line 27: LINUX_KERNEL_VERSION >= 5.0.0
+    status, _, err = run_cli(capsys, "vm", "run", str(OBJ / "kconfig.o"), "--kconfig", "CONFIG_HZ")
+    assert status == 1 and "--kconfig: 'CONFIG_HZ' is not NAME=VALUE" in err
+    status, _, err = run_cli(capsys, "vm", "run", str(OBJ / "core_field_info.o"), "--btf",
+                             str(tmp_path / "missing.btf"))
+    assert status == 1 and "missing.btf" in err
+    src = tmp_path / "p.s"
+    src.write_text("r0 = 0\nexit\n")
+    status, _, err = run_cli(capsys, "vm", "run", str(src), "--btf", "x")
+    assert status == 1 and "--btf applies to ELF objects only" in err

@@ -141,7 +141,7 @@ def test_program_spec_and_engines() -> None:
         assert prog.test_run(ETH_IP_UDP, engine="interp").retval == XdpAction.PASS
         assert "def F_0" in prog.python_source
         with pytest.raises(VmError, match="engine"):
-            prog.test_run(ETH_IP_UDP, engine="jit")  # type: ignore[arg-type]
+            prog.test_run(ETH_IP_UDP, engine="turbo")  # type: ignore[arg-type]
 
 
 def test_repeat_keeps_packet_changes_like_the_kernel() -> None:

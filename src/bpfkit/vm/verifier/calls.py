@@ -1,0 +1,336 @@
+"""Calls and exits: helper calls checked against their prototypes, bpf-to-bpf calls, callbacks
+(bpf_loop), acquired references (ring buffer reservations), and the return value at program exit
+(the kernel's check_helper_call, check_func_call, prepare_func_exit, check_return_code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfkit.uapi.enums import AttachType, Helper, ProgType
+from bpfkit.uapi.insn import MAX_CALL_FRAMES
+from bpfkit.vm.verifier import memory
+from bpfkit.vm.verifier.alu import read_reg
+from bpfkit.vm.verifier.cfg import Op
+from bpfkit.vm.verifier.env import MAX_VAR_SIZE, Env
+from bpfkit.vm.verifier.errors import Refusal
+from bpfkit.vm.verifier.protos import PROTOS, SUPPORTED_MAP_TYPES, Arg, Proto, Ret, map_compatible
+from bpfkit.vm.verifier.state import (
+    FP,
+    NOT_INIT,
+    NREGS,
+    PACKET_TYPES,
+    Frame,
+    MapInfo,
+    Reg,
+    RegType,
+    State,
+    pointer,
+    scalar,
+)
+
+
+@dataclass(slots=True)
+class CallMeta:
+    """What the arguments of one helper call established."""
+
+    map: MapInfo | None = None
+    mem_regno: int = 0
+    alloc_size: int = 0
+    callback: int | None = None
+    released: int = 0
+
+
+def _helper_name(helper_id: int) -> str:
+    try:
+        return f"bpf_{Helper(helper_id).name.lower()}#{helper_id}"
+    except ValueError:
+        return f"#{helper_id}"
+
+
+def _lookup_proto(env: Env, helper_id: int) -> Proto:
+    proto = PROTOS.get(helper_id)
+    name = _helper_name(helper_id)
+    if proto is None:
+        raise Refusal(-1, f"unknown func {name}",
+                      "bpfkit's verifier has no prototype for this helper: check the helper id, or "
+                      "load the program in the kernel to verify it there")
+    if env.prog_type is None:
+        return proto  # raw-memory programs may call any helper bpfkit knows
+    if env.prog_type not in proto.types:
+        raise Refusal(-1, f"program of this type cannot use helper {name}",
+                      f"{proto.name} is not available to {env.prog_type.name} programs")
+    return proto
+
+
+def _arg_type_error(regno: int, reg: Reg, expected: str, hint: str) -> Refusal:
+    return Refusal(-1, f"R{regno} type={reg.type_name()} expected={expected}", hint)
+
+
+def _check_size(env: Env, st: State, regno: int, reg: Reg, arg: Arg, meta: CallMeta, write: bool,
+                proto: Proto) -> None:
+    if not reg.is_scalar:
+        raise _arg_type_error(regno, reg, "scalar", "pass the size as a number")
+    b = reg.b
+    if b.smin < 0:
+        raise Refusal(-1, f"R{regno} min value is negative, either use unsigned or 'var &= const'",
+                      f"bound the size passed to {proto.name} from below")
+    if b.umin == 0 and arg is Arg.CONST_SIZE:
+        raise Refusal(-1, f"R{regno} invalid zero-sized read: u64=[{b.umin},{b.umax}]",
+                      f"{proto.name} needs a size of at least 1")
+    if b.umax >= MAX_VAR_SIZE:
+        raise Refusal(-1, f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'",
+                      f"bound the size passed to {proto.name} from above")
+    memory.helper_mem(env, st, meta.mem_regno, b.umax, write=write,
+                      arg=f"{proto.name} argument {meta.mem_regno}")
+
+
+def _check_ctx_arg(regno: int, reg: Reg, proto: Proto) -> None:
+    if reg.type is not RegType.CTX:
+        raise _arg_type_error(regno, reg, "ctx", f"pass the context (r1 at program start) to {proto.name}")
+    if reg.off or not (reg.b.is_const and reg.b.value == 0):
+        raise Refusal(-1, f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed",
+                      f"pass the context to {proto.name} unmodified")
+
+
+def _check_arg(env: Env, st: State, regno: int, arg: Arg, proto: Proto, meta: CallMeta) -> None:
+    reg = read_reg(st, regno)
+    what = f"{proto.name} argument {regno}"
+    if arg is Arg.ANYTHING:
+        return
+    if arg is Arg.MAP_PTR:
+        if reg.type is not RegType.MAP_PTR or reg.off:
+            raise _arg_type_error(regno, reg, "map_ptr", f"{what} must be a map loaded with `rX = map ll`")
+        assert reg.map is not None
+        if reg.map.type not in SUPPORTED_MAP_TYPES or not map_compatible(proto, reg.map.type):
+            raise Refusal(-1, f"cannot pass map_type {int(reg.map.type)} into func "
+                              f"{_helper_name(int(proto.helper))}",
+                          f"{proto.name} does not work on {reg.map.type.name} maps")
+        meta.map = reg.map
+        return
+    if arg in (Arg.MAP_KEY, Arg.MAP_VALUE, Arg.UNINIT_MAP_VALUE):
+        if meta.map is None:
+            raise Refusal(-1, f"invalid map_ptr to access map->{'key' if arg is Arg.MAP_KEY else 'value'}",
+                          f"{proto.name} takes the map first")
+        size = meta.map.key_size if arg is Arg.MAP_KEY else meta.map.value_size
+        if arg is Arg.MAP_KEY and size == 0:
+            return
+        memory.helper_mem(env, st, regno, size, write=arg is Arg.UNINIT_MAP_VALUE, arg=what)
+        return
+    if arg in (Arg.MEM, Arg.UNINIT_MEM):
+        if reg.maybe_null or not (reg.is_pointer and reg.type not in (RegType.MAP_PTR, RegType.CTX,
+                                                                       RegType.PACKET_END, RegType.FUNC)):
+            hint = memory.null_hint(regno, reg) if reg.maybe_null else \
+                f"{what} must point to memory: the stack, a map value, packet data or a reservation"
+            raise _arg_type_error(regno, reg, "fp, pkt, pkt_meta, map_value, mem", hint)
+        meta.mem_regno = regno
+        return
+    if arg in (Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO):
+        prev = proto.args[regno - 2]
+        _check_size(env, st, regno, reg, arg, meta, prev is Arg.UNINIT_MEM, proto)
+        return
+    if arg is Arg.CTX:
+        _check_ctx_arg(regno, reg, proto)
+        return
+    if arg is Arg.ALLOC_SIZE:
+        if not (reg.is_scalar and reg.b.is_const):
+            raise Refusal(-1, f"R{regno} is not a known constant'",
+                          f"the size passed to {proto.name} must be a constant")
+        meta.alloc_size = reg.b.value
+        return
+    if arg is Arg.RINGBUF_MEM:
+        if reg.type is not RegType.MEM or not reg.ringbuf or reg.maybe_null:
+            hint = memory.null_hint(regno, reg) if reg.maybe_null else \
+                f"pass the pointer bpf_ringbuf_reserve returned to {proto.name}"
+            raise _arg_type_error(regno, reg, "ringbuf_mem", hint)
+        if reg.off or not (reg.b.is_const and reg.b.value == 0):
+            raise Refusal(-1, f"R{regno} must have zero offset when passed to release func",
+                          f"pass the pointer bpf_ringbuf_reserve returned, unmodified, to {proto.name}")
+        if not any(ref == reg.ref_obj_id for ref, _ in st.refs):
+            raise Refusal(-1, f"R{regno} must be referenced when passed to release function",
+                          "this reservation was already submitted or discarded")
+        meta.released = reg.ref_obj_id
+        return
+    if arg is Arg.FUNC:
+        if reg.type is not RegType.FUNC:
+            raise _arg_type_error(regno, reg, "func", f"{what} must be a function loaded with "
+                                                      f"`rX = subprog ll` (a BPF_PSEUDO_FUNC load)")
+        meta.callback = reg.subprog
+        return
+    if arg is Arg.STACK_OR_NULL:
+        null = reg.is_scalar and reg.b.is_const and reg.b.value == 0
+        if not null and reg.type is not RegType.STACK:
+            raise _arg_type_error(regno, reg, "fp", f"{what} must point to the stack or be NULL")
+        if reg.type is RegType.STACK:
+            memory.stack_offset(regno, reg, 0, 1)
+        return
+    raise AssertionError(arg)
+
+
+def release(st: State, ref_obj_id: int) -> None:
+    """Drop a reference: every pointer into the released object becomes a plain number."""
+    st.refs = tuple(ref for ref in st.refs if ref[0] != ref_obj_id)
+    st.map_regs(lambda r: scalar() if r.ref_obj_id == ref_obj_id else r)
+
+
+def clear_packet_pointers(st: State) -> None:
+    """After a helper that may move packet data, no packet pointer is valid any more."""
+    st.map_regs(lambda r: scalar() if r.type in PACKET_TYPES or r.type is RegType.PACKET_END else r)
+
+
+def check_helper_call(env: Env, st: State, op: Op, gpl: bool, marks: list[int]) -> int | None:
+    """Check a helper call and apply its effects; returns the callback's entry slot for helpers that
+    call one (the caller then enters it), else None. Registers whose exact values the check used
+    (sizes) are appended to `marks`."""
+    helper_id = op.insn.imm
+    proto = _lookup_proto(env, helper_id)
+    if proto.gpl_only and not gpl:
+        raise Refusal(-1, "cannot call GPL-restricted function from non-GPL compatible program",
+                      f"{proto.name} needs a GPL-compatible license")
+    meta = CallMeta()
+    for i, arg in enumerate(proto.args):
+        _check_arg(env, st, i + 1, arg, proto, meta)
+        if arg in (Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO, Arg.ALLOC_SIZE):
+            marks.append(i + 1)
+    if proto.helper is Helper.TAIL_CALL:
+        if st.refs:
+            raise Refusal(-1, "tail_call would lead to reference leak",
+                          "submit or discard every ring buffer reservation before bpf_tail_call")
+        if len(st.frames) > 1:
+            raise Refusal(-1, "bpfkit's verifier does not check tail calls from bpf-to-bpf functions",
+                          "make the tail call from the main program")
+    if meta.released:
+        release(st, meta.released)
+    if proto.changes_packet:
+        clear_packet_pointers(st)
+    if meta.callback is not None:
+        return meta.callback
+    finish_helper(env, st, op, proto, meta)
+    return None
+
+
+def finish_helper(env: Env, st: State, op: Op, proto: Proto, meta: CallMeta) -> None:
+    """Clobber r1-r5 and set r0 from the return type."""
+    regs = st.regs
+    for r in range(1, 6):
+        regs[r] = NOT_INIT
+    if proto.ret is Ret.INTEGER:
+        regs[0] = scalar()
+    elif proto.ret is Ret.VOID:
+        regs[0] = NOT_INIT
+    elif proto.ret is Ret.MAP_VALUE_OR_NULL:
+        regs[0] = pointer(RegType.MAP_VALUE, map=meta.map, maybe_null=True, id=env.new_id())
+    elif proto.ret is Ret.RINGBUF_MEM_OR_NULL:
+        ref = env.new_id()
+        st.refs = (*st.refs, (ref, op.slot))
+        regs[0] = pointer(RegType.MEM, mem_size=meta.alloc_size, ringbuf=True, maybe_null=True,
+                          id=ref, ref_obj_id=ref)
+
+
+def _new_frame(st: State, callsite: int, entry: int, args: list[Reg], callback: str = "") -> None:
+    if len(st.frames) >= MAX_CALL_FRAMES:
+        raise Refusal(-1, f"the call stack of {len(st.frames) + 1} frames is too deep",
+                      f"bpf-to-bpf calls and callbacks may nest at most {MAX_CALL_FRAMES} deep")
+    frameno = len(st.frames)
+    regs = [NOT_INIT] * NREGS
+    for i, reg in enumerate(args):
+        regs[i + 1] = reg
+    regs[FP] = pointer(RegType.STACK, frameno=frameno)
+    st.frames.append(Frame(regs, {}, frameno, callsite, entry, callback, entry_refs=st.refs))
+
+
+def enter_subprog(st: State, op: Op) -> int:
+    """A bpf-to-bpf call: a new frame whose r1-r5 are the caller's; returns the entry slot."""
+    assert op.target is not None
+    _new_frame(st, op.slot, op.target, [st.regs[r] for r in range(1, 6)])
+    return op.target
+
+
+def enter_callback(st: State, op: Op, entry: int) -> int:
+    """bpf_loop's callback: r1 the iteration number, r2 the caller's context argument (r3)."""
+    _new_frame(st, op.slot, entry, [scalar(), st.regs[3]], "bpf_loop")
+    return entry
+
+
+def loop_done(env: Env, st: State, op: Op) -> None:
+    """The state after bpf_loop returns (after any number of iterations)."""
+    finish_helper(env, st, op, PROTOS[int(Helper.LOOP)], CallMeta())
+
+
+def check_exit(env: Env, st: State, op: Op, marks: list[int]) -> int | None:
+    """An `exit`: the slot to continue at (after a call, or back at the call of a callback), or None
+    when the program ends here. A return value checked against a range is appended to `marks`."""
+    r0 = st.regs[0]
+    frame = st.frame
+    if r0.type is RegType.NOT_INIT and (len(st.frames) == 1 or frame.callback):
+        raise Refusal(-1, "R0 !read_ok", "set r0 (the return value) before `exit` on every path")
+    # A function may return nothing (a void function): r0 is then unset in the caller.
+    if len(st.frames) == 1:
+        if st.refs:
+            ref, at = st.refs[0]
+            raise Refusal(-1, f"Unreleased reference id={ref} alloc_insn={at}",
+                          f"submit or discard the ring buffer reservation made at insn {at} on every "
+                          f"path before exit")
+        if return_checked(env.prog_type):
+            marks.append(0)
+        _check_return(env, r0)
+        return None
+    if r0.type is RegType.STACK:
+        raise Refusal(-1, "cannot return stack pointer to the caller",
+                      "a function's stack is gone once it returns: return a number or a map value")
+    st.frames.pop()
+    caller = st.frame
+    if frame.callback:
+        marks.append(0)
+        if not r0.is_scalar:
+            raise Refusal(-1, "R0 not a scalar value", "a callback must return 0 or 1")
+        lo, hi = frame.callback_ret
+        if not (lo <= r0.b.smin and r0.b.smax <= hi):
+            raise Refusal(-1, f"At callback return the register R0 has smin={r0.b.smin} "
+                              f"smax={r0.b.smax} should have been in [{lo}, {hi}]",
+                          f"return {lo} (continue) or {hi} (stop) from the {frame.callback} callback")
+        leaked = [ref for ref in st.refs if ref not in frame.entry_refs]
+        if leaked:
+            ref, at = leaked[0]
+            raise Refusal(-1, f"Unreleased reference id={ref} alloc_insn={at}",
+                          "a callback must submit or discard the reservations it makes")
+        return frame.callsite  # the helper may call the callback again
+    caller.regs[0] = r0
+    for r in range(1, 6):
+        caller.regs[r] = NOT_INIT
+    return env.prog.op(frame.callsite).next
+
+
+_RET_RANGES: dict[ProgType, tuple[int, int]] = {
+    ProgType.CGROUP_SKB: (0, 1),
+    ProgType.CGROUP_SOCK: (0, 1),
+    ProgType.SOCK_OPS: (0, 1),
+    ProgType.CGROUP_DEVICE: (0, 1),
+    ProgType.SK_LOOKUP: (0, 1),
+}
+"""Program types whose return value the kernel checks (check_return_code)."""
+
+
+def return_checked(prog_type: ProgType | None) -> bool:
+    """Whether the kernel checks this program type's return value."""
+    return prog_type is not None and prog_type in _RET_RANGES
+
+
+def _check_return(env: Env, r0: Reg) -> None:
+    pt = env.prog_type
+    if pt is None or pt not in _RET_RANGES:
+        return
+    lo, hi = _RET_RANGES[pt]
+    if pt == ProgType.CGROUP_SKB and env.expected_attach_type == AttachType.CGROUP_INET_EGRESS:
+        hi = 3
+    if not r0.is_scalar:
+        raise Refusal(-1, f"At program exit the register R0 is not a known value ({r0.type_name()})",
+                      f"{pt.name} programs return a number in [{lo}, {hi}]")
+    if not (lo <= r0.b.smin and r0.b.smax <= hi):
+        raise Refusal(-1, f"At program exit the register R0 has smin={r0.b.smin} smax={r0.b.smax} "
+                          f"should have been in [{lo}, {hi}]",
+                      f"{pt.name} programs must return a value in [{lo}, {hi}]: bound r0 before exit")
+
+
+def is_loop_call(op: Op) -> bool:
+    return op.insn.src == 0 and op.insn.imm == int(Helper.LOOP)
+

@@ -1,0 +1,56 @@
+"""`Env`: what one verification knows besides the abstract state: the program, its type, its maps,
+the limits, and the counters the result reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bpfkit.uapi.enums import AttachType, ProgType
+from bpfkit.vm.verifier.cfg import Program
+from bpfkit.vm.verifier.state import MapInfo
+
+COMPLEXITY_LIMIT_INSNS = 1_000_000
+"""BPF_COMPLEXITY_LIMIT_INSNS (include/linux/bpf.h): instructions processed over all paths."""
+COMPLEXITY_LIMIT_JMP_SEQ = 8192
+"""BPF_COMPLEXITY_LIMIT_JMP_SEQ (kernel/bpf/verifier.c): branches waiting to be explored."""
+MAX_VAR_OFF = 1 << 29
+"""BPF_MAX_VAR_OFF: the largest variable offset of a pointer the kernel tracks."""
+MAX_VAR_SIZE = 1 << 29
+"""BPF_MAX_VAR_SIZ: the largest size passed to a helper."""
+MAX_PACKET_OFF = 0xFFFF
+"""MAX_PACKET_OFF: packet offsets beyond this give no range."""
+
+
+@dataclass(slots=True)
+class Env:
+    """Configuration and counters of one verification."""
+
+    prog: Program
+    prog_type: ProgType | None
+    expected_attach_type: AttachType | None = None
+    maps: dict[int, MapInfo] = field(default_factory=dict)
+    """LD_IMM64 slot -> the map it loads."""
+    mem_size: int = 0
+    """Raw-memory programs (prog_type None): bytes r1 points to."""
+    limit: int = COMPLEXITY_LIMIT_INSNS
+    jit: bool = True
+    live: list[int] = field(default_factory=list)
+    """Registers live on entry to each slot."""
+    # counters
+    processed: int = 0
+    states: int = 0
+    peak_states: int = 0
+    pruned: int = 0
+    next_id: int = 0
+    stack_depth: dict[int, int] = field(default_factory=dict)
+    """Subprogram entry -> deepest stack byte it touched."""
+    insn: int = 0
+    """The instruction being checked."""
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def touch_stack(self, subprog: int, depth: int) -> None:
+        if depth > self.stack_depth.get(subprog, 0):
+            self.stack_depth[subprog] = depth
