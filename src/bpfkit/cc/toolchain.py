@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,12 @@ def _targets_bpf(compiler: Compiler) -> bool:
     if compiler.identity in verdicts:
         return verdicts[compiler.identity]
     try:
-        r = subprocess.run([*compiler.argv, *compiler.target, "-x", "c", "-c", "-", "-o", os.devnull],
-                           input=b"int bpfkit_probe;\n", capture_output=True, timeout=60)
+        # In a scratch directory: zig cc writes "-.o" into the working directory for stdin input
+        # whatever -o says, and a check must not leave files behind.
+        with tempfile.TemporaryDirectory(prefix="bpfkit-cc-check-") as scratch:
+            r = subprocess.run([*compiler.argv, *compiler.target, "-x", "c", "-c", "-", "-o",
+                                os.path.join(scratch, "probe.o")],
+                               input=b"int bpfkit_probe;\n", capture_output=True, timeout=60, cwd=scratch)
         ok = r.returncode == 0
     except (OSError, subprocess.SubprocessError):
         ok = False
