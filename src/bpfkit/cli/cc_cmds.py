@@ -135,7 +135,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             for name, reason in links.skipped.items():
                 print(f"not attached: {name}: {reason}", file=sys.stderr)
-            print(f"attached {len(list(links))} link(s); Ctrl-C to stop", file=sys.stderr)
             rb = None
             for name, m in coll.maps.items():
                 if m.type == MapType.RINGBUF:
@@ -150,6 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 readers.append(pipe)
             deadline = time.monotonic() + args.duration if args.duration else None
             try:
+                # Said inside this try: a Ctrl-C from now on is a clean stop (status 0).
+                print(f"attached {len(list(links))} link(s); Ctrl-C to stop", file=sys.stderr, flush=True)
                 while deadline is None or time.monotonic() < deadline:
                     if rb is not None:
                         rb.poll(100)

@@ -7,6 +7,7 @@
     bpfkit prog run (id N | pinned PATH) data_in FILE [data_out FILE] [ctx_in FILE] [ctx_out FILE]
                     [data_size_out N] [ctx_size_out N] [repeat N]
     bpfkit prog load|loadall FILE PATH [type TYPE] [pinmaps DIR]   (bpfkit.cli.load_cmds)
+    bpfkit prog attach|detach PROG ATTACH_TYPE [TARGET] [pin PATH]  (bpfkit.cli.attach_cmds)
 
 JSON keys and value formats are bpftool's (``bytes_xlated``, ``loaded_at`` in epoch seconds...).
 """
@@ -292,3 +293,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from bpfkit.cli import load_cmds  # `prog load|loadall` live in their own module
 
     load_cmds.register_verbs(verbs, parent)
+    from bpfkit.cli import attach_cmds  # `prog attach|detach` live in their own module
+
+    attach_cmds.register_verbs(verbs, parent)
