@@ -41,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from bpfkit.lang.printer import dump_ast
     from bpfkit.trace.child import HeldChild
     from bpfkit.trace.runtime import RunOptions, Tracer, check_probes_supported
-    from bpfkit.trace.system import expand, kfunc_info, list_probes, tracepoint_format
+    from bpfkit.trace.system import (
+        expand,
+        kernel_symbol,
+        kfunc_info,
+        list_probes,
+        tracepoint_format,
+        vmlinux_btf,
+    )
 
     out: TextIO = sys.stdout
     if args.list:
@@ -64,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cmd:
             child = HeldChild(args.cmd)
         options = Options(start_ns=start, ncpus=len(online_cpus()), params=tuple(params),
-                          cpid=child.pid if child is not None else 0, unsafe=args.unsafe, kfuncs=kfunc_info)
+                          cpid=child.pid if child is not None else 0, unsafe=args.unsafe, kfuncs=kfunc_info,
+                          btf=vmlinux_btf, ksyms=kernel_symbol)
         script = compile_script(text, tracepoint_format, name=name, options=options, expand=expand)
         if args.debug:
             from bpfkit.isa.disasm import disassemble_llvm

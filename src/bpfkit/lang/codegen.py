@@ -12,12 +12,14 @@ RAW_TRACEPOINT; kfunc/kretfunc TRACING (fentry/fexit, typed from the kernel's BT
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bpfkit.errors import AsmError, CompileError
 from bpfkit.isa import Instruction
-from bpfkit.lang import ast
+from bpfkit.lang import ast, walk
+from bpfkit.lang.btftypes import BtfLookup
 from bpfkit.lang.codegen_expr import ExprGen, field_type_ok
 from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R4, R6, R7, R10, Emitter
@@ -40,12 +42,19 @@ from bpfkit.lang.resources import (
     PrintfEvent,
     TimeEvent,
 )
-from bpfkit.lang.semantic import Analysis, FormatLookup, KfuncLookup, MapDecl, analyze, signal_number
+from bpfkit.lang.semantic import (
+    Analysis,
+    FormatLookup,
+    KfuncLookup,
+    MapDecl,
+    SymbolLookup,
+    analyze,
+    signal_number,
+)
 from bpfkit.lang.tracepoint_format import TracepointFormat
-from bpfkit.lang.types import STACK_FRAMES, STRLEN, Kind, value_size
+from bpfkit.lang.types import AGGREGATIONS, STACK_FRAMES, STRLEN, Kind, value_size
 from bpfkit.obj.spec import MapSpec, ProgramSpec
 from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
-from bpfkit.uapi.insn import AtomicOp
 
 #: Entries of each script map (bpftrace's default BPFTRACE_MAP_KEYS_MAX).
 MAP_ENTRIES = 4096
@@ -79,6 +88,10 @@ class Options:
     """Allow system() and signal() (bpftrace's --unsafe)."""
     kfuncs: KfuncLookup | None = None
     """Kernel function signatures for kfunc/kretfunc probes (from BTF)."""
+    btf: BtfLookup | None = None
+    """The kernel's BTF, asked for only when a script uses kernel types (curtask->..., casts)."""
+    ksyms: SymbolLookup | None = None
+    """Kernel symbol addresses for kaddr()."""
 
 
 def map_infos(decls: dict[str, MapDecl]) -> dict[str, MapInfo]:
@@ -88,7 +101,10 @@ def map_infos(decls: dict[str, MapDecl]) -> dict[str, MapInfo]:
         key_size = d.key.storage if d.key is not None else 0
         if d.value.kind in (Kind.HIST, Kind.LHIST):
             key_size += 8
-        spec = MapSpec(MapType.HASH, key_size=max(key_size, 8), value_size=value_size(d.value),
+        # Aggregations are per-CPU, as in bpftrace: no atomics, no lost min/max updates; the runtime
+        # merges the CPUs' values when printing.
+        mtype = MapType.PERCPU_HASH if d.value.kind in AGGREGATIONS else MapType.HASH
+        spec = MapSpec(mtype, key_size=max(key_size, 8), value_size=value_size(d.value),
                        max_entries=MAP_ENTRIES, name=f"AT_{name}"[:15])
         out[name] = MapInfo(name, d.key, d.value, spec, d.lhist)
     return out
@@ -106,6 +122,11 @@ class ProbeGen(ExprGen):
         self.probe = probe
         self.loops: list[tuple[str, str]] = []
         self.join_used = False
+        self.exit_label = ".exit"
+        self.jumped: set[str] = set()
+        self.callbacks: list[tuple[str, ast.For]] = []
+        self.func_starts: list[int] = []
+        """Instruction slots where callback subprograms start (for func_info)."""
 
     def generate(self) -> list[Instruction]:
         b, em = self.b, self.em
@@ -123,6 +144,8 @@ class ProbeGen(ExprGen):
         b.label(".exit")
         b.mov(R0, 0)
         b.exit()
+        while self.callbacks:  # for-loop bodies, as subprograms after the main one
+            self.callback(*self.callbacks.pop(0))
         try:
             return b.build()
         except AsmError as e:  # a jump too far: a huge unrolled body
@@ -185,14 +208,16 @@ class ProbeGen(ExprGen):
             for _ in range(count):
                 if self.block(s.body):
                     return True
+        elif isinstance(s, ast.For):
+            self.for_each(s)
         elif isinstance(s, ast.Break):
-            b.ja(self.loops[-1][1])
+            self.jump(self.loops[-1][1])
             return True
         elif isinstance(s, ast.Continue):
-            b.ja(self.loops[-1][0])
+            self.jump(self.loops[-1][0])
             return True
         elif isinstance(s, ast.Return):
-            b.ja(".exit")
+            self.jump(self.exit_label)
             return True
         else:
             raise AssertionError(f"stmt: unexpected {type(s).__name__}")
@@ -220,7 +245,8 @@ class ProbeGen(ExprGen):
             return
         m = s.target
         info = self.maps[m.name]
-        if isinstance(value, ast.Call) and info.value.kind.value == value.name and s.op is None:
+        is_agg = info.value.kind in AGGREGATIONS
+        if isinstance(value, ast.Call) and is_agg and info.value.kind.value == value.name and s.op is None:
             self.aggregate(m, info, value)
             return
         val = self.em.alloc(info.spec.value_size)
@@ -254,7 +280,8 @@ class ProbeGen(ExprGen):
         have, done = em.label("have"), em.label("agg")
         em.lookup(m.name, key)
         b.jmp("jne", R0, 0, have)
-        # Missing: insert the first value. (Two CPUs racing here may lose one sample, as in bpftrace.)
+        # Missing: insert this CPU's first value (the kernel zeroes the other CPUs' copies; two CPUs
+        # racing to insert the same key may lose one sample, as in bpftrace).
         val = em.alloc(16)
         b.ldx(8, R1, R10, arg)
         if kind in (Kind.AVG, Kind.STATS):
@@ -262,23 +289,35 @@ class ProbeGen(ExprGen):
             b.stx(8, R10, val + 8, R1)
         elif kind is Kind.COUNT:
             b.st(8, R10, val, 1)
+        elif kind in (Kind.MIN, Kind.MAX):
+            b.stx(8, R10, val, R1)
+            b.st(8, R10, val + 8, 1)
         else:
             b.stx(8, R10, val, R1)
         em.update(m.name, key, val)
         b.ja(done)
-        b.label(have)
+        b.label(have)  # r0: this CPU's value, which only this CPU writes
         b.ldx(8, R1, R10, arg)
         if kind in (Kind.COUNT, Kind.SUM, Kind.HIST, Kind.LHIST):
-            b.atomic(8, AtomicOp.ADD, R0, 0, R1)
+            b.ldx(8, R2, R0, 0)
+            b.add(R2, R1)
+            b.stx(8, R0, 0, R2)
         elif kind in (Kind.AVG, Kind.STATS):
-            b.mov(R2, 1)
-            b.atomic(8, AtomicOp.ADD, R0, 0, R2)
-            b.atomic(8, AtomicOp.ADD, R0, 8, R1)
-        else:  # min / max
-            keep = em.label("keep")
+            b.ldx(8, R2, R0, 0)
+            b.add(R2, 1)
+            b.stx(8, R0, 0, R2)
+            b.ldx(8, R2, R0, 8)
+            b.add(R2, R1)
+            b.stx(8, R0, 8, R2)
+        else:  # min / max: the first sample on this CPU, or a better one
+            keep, store = em.label("keep"), em.label("store")
+            b.ldx(8, R2, R0, 8)
+            b.jmp("jeq", R2, 0, store)
             b.ldx(8, R2, R0, 0)
             b.jmp("jsge" if kind is Kind.MIN else "jsle", R1, R2, keep)
+            b.label(store)
             b.stx(8, R0, 0, R1)
+            b.st(8, R0, 8, 1)
             b.label(keep)
         b.label(done)
 
@@ -314,15 +353,17 @@ class ProbeGen(ExprGen):
             self.b.call(Helper.SEND_SIGNAL)
         elif e.name == "exit":
             self.emit_event(self.event_id(ExitEvent()))
-            self.b.ja(".exit")
+            self.jump(self.exit_label)
             return True
         elif e.name in ("print", "clear", "zero"):
             a = e.args[0]
             if isinstance(a, ast.Map) and not a.keys:
-                self.emit_event(self.event_id(MapEvent(e.name, a.name)))
+                top, div = (self.const_arg(x) for x in (*e.args[1:], ast.Int(0), ast.Int(0))[:2])
+                self.emit_event(self.event_id(MapEvent(e.name, a.name, top, div)))
             else:  # print(value)
                 t = self.type_of(a)
-                fmt = "%s\n" if t.kind is Kind.STR else "%d\n"
+                text = (Kind.STR, Kind.TIMESTAMP, Kind.INET, Kind.KSTACK, Kind.USTACK)
+                fmt = "%r\n" if t.kind is Kind.BUF else "%s\n" if t.kind in text else "%d\n"
                 self.printf_args(PrintfEvent(fmt, (t,), e.span), list(e.args))
         elif e.name == "delete":
             a = e.args[0]
@@ -379,6 +420,86 @@ class ProbeGen(ExprGen):
         b.call(Helper.RINGBUF_OUTPUT)
         b.label(done)
 
+    def jump(self, label: str) -> None:
+        self.jumped.add(label)
+        self.b.ja(label)
+
+    # -- for ($kv : @m) ----------------------------------------------------------------------------
+    def for_each(self, s: ast.For) -> None:
+        """bpf_for_each_map_elem(map, callback, &stop, 0); the callback sets `stop` when the body calls
+        exit(), and then this program exits too. Minimum kernel: 5.13."""
+        b, em = self.b, self.em
+        assert isinstance(s.iterable, ast.Map)
+        cb = em.label("foreach")
+        stop = em.alloc(8)
+        b.st(8, R10, stop, 0)
+        b.ld_map(R1, s.iterable.name)
+        b.ld_func(R2, cb)
+        em.stack_ptr(R3, stop)
+        b.mov(R4, 0)
+        b.call(Helper.FOR_EACH_MAP_ELEM)
+        b.ldx(8, R1, R10, stop)
+        self.jumped.add(self.exit_label)
+        b.jmp("jne", R1, 0, self.exit_label)
+        self.callbacks.append((cb, s))
+
+    def callback(self, label: str, s: ast.For) -> None:
+        """The body of `s` as a callback(map, key, value, stop): returns 0 to go on, 1 to stop."""
+        b, em = self.b, self.em
+        assert isinstance(s.iterable, ast.Map)
+        info = self.maps[s.iterable.name]
+        assert info.key is not None
+        saved = (em.top, dict(self.var_slots), self.exit_label, self.loops)
+        em.top = 0  # a frame of its own
+        self.func_starts.append(b.slot)
+        b.label(label)
+        keyp, valp, stopp = em.alloc(8), em.alloc(8), em.alloc(8)
+        b.stx(8, R10, keyp, R2)
+        b.stx(8, R10, valp, R3)
+        b.stx(8, R10, stopp, R4)
+        kv_type = self.type_of(s.var)
+        kv = em.alloc(kv_type.storage)
+        self.var_slots = {s.var.name: kv}
+        body_vars = {n.name: self.type_of(n) for n in walk.nodes(s.body)
+                     if isinstance(n, ast.Var) and id(n) in self.analysis.types and n.name != s.var.name}
+        for name, t in sorted(body_vars.items()):
+            self.var_slots[name] = em.alloc(t.storage)
+            em.zero(self.var_slots[name], t.storage)
+        b.ldx(8, R2, R10, keyp)
+        em.copy(kv, 0, info.key.storage, src_reg=R2)
+        at = kv + info.key.storage
+        if info.value.kind in AGGREGATIONS:  # this CPU's copy is not the value: merge the CPUs'
+            self.percpu_read(s.iterable.name, info.value.kind, lambda: b.ldx(8, R2, R10, keyp))
+            b.stx(8, R10, at, R0)
+        else:
+            b.ldx(8, R2, R10, valp)
+            em.copy(at, 0, kv_type.storage - info.key.storage, src_reg=R2)
+        nxt, stop, leave = em.label("cbnext"), em.label("cbstop"), em.label("cbexit")
+        self.loops, self.exit_label = [(nxt, stop)], leave
+        if not self.block(s.body) or nxt in self.jumped:  # emit only reachable code: the verifier asks
+            b.label(nxt)
+            b.mov(R0, 0)
+            b.exit()
+        if stop in self.jumped:
+            b.label(stop)
+            b.mov(R0, 1)
+            b.exit()
+        if leave in self.jumped:  # exit(): tell the caller, and stop iterating
+            b.label(leave)
+            b.ldx(8, R1, R10, stopp)
+            b.st(8, R1, 0, 1)
+            b.mov(R0, 1)
+            b.exit()
+        em.top, self.var_slots, self.exit_label, self.loops = saved
+
+    def const_arg(self, e: ast.Expr) -> int:
+        """The value of an integer literal or positional parameter (checked by the analysis)."""
+        if isinstance(e, ast.Positional):
+            text = self.param(e.index)
+            return int(text, 0) if text else 0
+        assert isinstance(e, ast.Int)
+        return e.value
+
     def printf(self, e: ast.Call) -> None:
         fmt = e.args[0]
         assert isinstance(fmt, ast.Str)
@@ -398,6 +519,22 @@ class ProbeGen(ExprGen):
             self.gen_into(a, pos)
             pos += t.storage
         self.em.ringbuf_output(EVENTS_MAP, off, size)
+
+
+def func_btf(name: str, callbacks: list[int]) -> tuple[bytes, bytes]:
+    """A BTF blob naming the main program and each callback (starting at the given instruction
+    slots), and the func_info records (u32 instruction offset, u32 FUNC type id) that point at them."""
+    from bpfkit.btf.marshal import BtfBuilder
+    from bpfkit.btf.types import Func, FuncProto, Int, Param
+    from bpfkit.uapi.btf import IntEncoding
+
+    bb = BtfBuilder()
+    long = bb.add(Int("long", 8, IntEncoding.SIGNED))
+    main_proto = bb.add(FuncProto(long, (Param("ctx", long),)))
+    cb_proto = bb.add(FuncProto(long, tuple(Param(p, long) for p in ("map", "key", "value", "ctx"))))
+    records = [(0, bb.add(Func(name or "prog", main_proto)))]
+    records += [(slot, bb.add(Func(f"foreach_{i}", cb_proto))) for i, slot in enumerate(callbacks)]
+    return bb.marshal(), b"".join(struct.pack("<II", off, tid) for off, tid in records)
 
 
 def _tracepoint_format(ap: ast.AttachPoint, formats: FormatLookup) -> TracepointFormat | None:
@@ -431,7 +568,8 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
         program = replace(program, probes=tuple(
             replace(p, attach_points=tuple(x for ap in p.attach_points for x in expand(ap)))
             for p in program.probes))
-    analysis = analyze(program, formats, options.params, unsafe=options.unsafe, kfuncs=options.kfuncs)
+    analysis = analyze(program, formats, options.params, unsafe=options.unsafe, kfuncs=options.kfuncs,
+                       btf=options.btf, ksyms=options.ksyms)
     maps = map_infos(analysis.maps)
     events: list[Event] = []
     probes: list[CompiledProbe] = []
@@ -456,9 +594,13 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             spec = ProgramSpec(PROG_TYPES[ap.provider], tuple(insns), name=_prog_name(ap),
                                expected_attach_type=ATTACH_TYPES.get(ap.provider),
                                attach_btf_id=kf.btf_id if kf is not None else 0)
+            btf = b""
+            if gen.func_starts:  # the kernel wants func_info for programs with callbacks
+                btf, finfo = func_btf(_prog_name(ap), gen.func_starts)
+                spec = replace(spec, func_info=finfo, func_info_rec_size=8)
             refs = tuple((r.slot, r.symbol) for r in em.b.relocations)
             spans = tuple(sorted(em.spans, key=lambda x: x[0]))
-            probes.append(CompiledProbe(ap, canonical_name(ap), spec, refs, spans))
+            probes.append(CompiledProbe(ap, canonical_name(ap), spec, refs, spans, btf))
     ring = MapSpec(MapType.RINGBUF, max_entries=EVENTS_SIZE, name="bpfkit_events")
     aux = tuple((KSTACK_MAP if s == "kstack" else USTACK_MAP,
                  MapSpec(MapType.STACK_TRACE, 4, 8 * STACK_FRAMES, MAP_ENTRIES, name=f"bpfkit_{s}"))

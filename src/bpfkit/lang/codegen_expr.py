@@ -8,6 +8,8 @@ Intermediate integers are spilled to stack slots, so no register allocation is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bpfkit.lang import ast
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
 from bpfkit.lang.probes import canonical_name
@@ -74,6 +76,10 @@ class ExprGen:
             self.map_read_int(e)
         elif isinstance(e, ast.Binary):
             self.binary(e)
+        elif isinstance(e, ast.Unary) and e.op == "*":
+            self.gen_int(e.operand)
+            t = self.type_of(e)
+            self.read_int(t.size, t.signed, self.type_of(e.operand).user)
         elif isinstance(e, ast.Unary):
             self.unary(e)
         elif isinstance(e, ast.Ternary):
@@ -89,12 +95,18 @@ class ExprGen:
             self.gen_int(e.expr)
             t = self.type_of(e)
             self.em.truncate(R0, t.size, t.signed)
+        elif isinstance(e, ast.FieldAccess) and id(e) in self.analysis.fields:
+            self.struct_field_int(e)
         elif isinstance(e, ast.FieldAccess):
             self.tracepoint_int(e)
         elif isinstance(e, ast.TupleAccess):
             off = self.gen_mem(e.expr)
             t = self.type_of(e.expr)
             b.ldx(8, R0, R10, off + t.offsets()[e.index])
+        elif isinstance(e, ast.Call) and e.name == "kaddr":
+            self.em.load_imm(R0, self.analysis.consts[id(e)])
+        elif isinstance(e, ast.Call) and e.name == "strftime":  # the time; the format is in the type
+            self.gen_int(e.args[1])
         elif isinstance(e, ast.Call) and e.name == "nsecs":
             b.call(Helper.KTIME_GET_NS)
         elif isinstance(e, ast.Call) and e.name == "strncmp":
@@ -155,6 +167,68 @@ class ExprGen:
         assert f is not None
         self.b.ldx(f.size, R0, R6, f.offset)
         self.em.truncate(R0, f.size, f.signed)
+
+    # -- kernel structs (BTF) ----------------------------------------------------------------------
+    def gen_addr(self, e: ast.Expr) -> None:
+        """r0 = the address of struct-valued (RECORD) expression `e`."""
+        if isinstance(e, ast.FieldAccess) and id(e) in self.analysis.fields:
+            self.field_addr(e)
+        elif isinstance(e, ast.Unary) and e.op == "*":
+            self.gen_int(e.operand)
+        else:
+            raise AssertionError(f"gen_addr: unexpected {type(e).__name__}")
+
+    def field_addr(self, e: ast.FieldAccess) -> None:
+        """r0 = the address of field access `e` (its struct's address plus the field's offset)."""
+        if self.type_of(e.expr).kind is Kind.RECORD:
+            self.gen_addr(e.expr)
+        else:
+            self.gen_int(e.expr)  # a pointer to the struct
+        offset = self.analysis.fields[id(e)].offset
+        if offset:
+            self.b.add(R0, offset)
+
+    def read_int(self, size: int, signed: bool, user: bool, bit_shift: int = 0, bit_size: int = 0) -> None:
+        """r0 = the `size`-byte integer at address r0, read with bpf_probe_read_kernel (or _user).
+
+        A failed read gives 0, as in bpftrace. For a bitfield, bits [bit_shift, bit_shift + bit_size)
+        of the bytes read are extracted and sign- or zero-extended.
+        """
+        b = self.b
+        slot = self.em.alloc(8)
+        b.st(8, R10, slot, 0)
+        b.mov(R3, R0)
+        self.em.stack_ptr(R1, slot)
+        b.mov(R2, size)
+        b.call(Helper.PROBE_READ_USER if user else Helper.PROBE_READ_KERNEL)
+        if bit_size:
+            b.ldx(8, R0, R10, slot)
+            if bit_shift:
+                b.alu("rsh", R0, bit_shift)
+            b.alu("lsh", R0, 64 - bit_size)
+            b.alu("arsh" if signed else "rsh", R0, 64 - bit_size)
+            return
+        b.ldx(size, R0, R10, slot)
+        self.em.truncate(R0, size, signed)
+
+    def base_user(self, e: ast.FieldAccess) -> bool:
+        return self.type_of(e.expr).user
+
+    def struct_field_int(self, e: ast.FieldAccess) -> None:
+        info = self.analysis.fields[id(e)]
+        self.field_addr(e)
+        self.read_int(info.size, info.type.signed, self.base_user(e), info.bit_shift, info.bit_size)
+
+    def struct_field_str(self, e: ast.FieldAccess, out: int) -> None:
+        """An array of chars in a struct: its bytes, NUL-terminated (bpftrace prints it as a string)."""
+        info = self.analysis.fields[id(e)]
+        b = self.b
+        self.field_addr(e)
+        self.em.zero(out, STRLEN)
+        b.mov(R3, R0)
+        self.em.stack_ptr(R1, out)
+        b.mov(R2, info.size)
+        b.call(Helper.PROBE_READ_USER if self.base_user(e) else Helper.PROBE_READ_KERNEL)
 
     def spill(self) -> int:
         off = self.em.alloc(8)
@@ -302,6 +376,11 @@ class ExprGen:
 
     def map_read_int(self, e: ast.Map) -> None:
         b = self.b
+        info = self.maps[e.name]
+        if info.value.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX):
+            key = self.build_key(e)
+            self.percpu_read(e.name, info.value.kind, lambda: self.em.stack_ptr(R2, key))
+            return
         key = self.build_key(e)
         missing, done = self.em.label("miss"), self.em.label("mread")
         self.em.lookup(e.name, key)
@@ -311,6 +390,41 @@ class ExprGen:
         b.label(missing)
         b.mov(R0, 0)
         b.label(done)
+
+    def percpu_read(self, name: str, kind: Kind, load_key: Callable[[], object]) -> None:
+        """r0 = a per-CPU aggregation's value over every CPU (bpf_map_lookup_percpu_elem per CPU):
+        the sum for count/sum, the best sample for min/max; 0 when no CPU has one. `load_key` puts
+        the key's address in r2. Minimum kernel: 5.19."""
+        b, em = self.b, self.em
+        acc, seen = em.alloc(8), em.alloc(8)
+        b.st(8, R10, acc, 0)
+        b.st(8, R10, seen, 0)
+        for cpu in range(max(1, self.ncpus)):
+            skip = em.label("cpu")
+            b.ld_map(R1, name)
+            load_key()
+            b.mov(R3, cpu)
+            b.call(Helper.MAP_LOOKUP_PERCPU_ELEM)
+            b.jmp("jeq", R0, 0, skip)
+            if kind in (Kind.COUNT, Kind.SUM):
+                b.ldx(8, R1, R0, 0)
+                b.ldx(8, R2, R10, acc)
+                b.add(R2, R1)
+                b.stx(8, R10, acc, R2)
+            else:
+                take = em.label("take")
+                b.ldx(8, R1, R0, 8)
+                b.jmp("jeq", R1, 0, skip)  # this CPU never saw a sample
+                b.ldx(8, R1, R0, 0)
+                b.ldx(8, R2, R10, seen)
+                b.jmp("jeq", R2, 0, take)
+                b.ldx(8, R2, R10, acc)
+                b.jmp("jsge" if kind is Kind.MIN else "jsle", R1, R2, skip)
+                b.label(take)
+                b.stx(8, R10, acc, R1)
+                b.st(8, R10, seen, 1)
+            b.label(skip)
+        b.ldx(8, R0, R10, acc)
 
     # -- memory values -----------------------------------------------------------------------------
     def gen_mem(self, e: ast.Expr, dest: int | None = None) -> int:
@@ -343,6 +457,14 @@ class ExprGen:
                 b.call(Helper.GET_CURRENT_PID_TGID)
                 b.alu("rsh", R0, 32)
                 b.stx(8, R10, out + 8, R0)
+        elif isinstance(e, ast.Call) and e.name in ("kstack", "ustack"):
+            self.stack(e.name, out)
+        elif isinstance(e, ast.Call) and e.name == "buf":
+            self.buf(e, out)
+        elif isinstance(e, ast.Call) and e.name == "ntop":
+            self.ntop(e, out)
+        elif isinstance(e, ast.FieldAccess) and id(e) in self.analysis.fields:
+            self.struct_field_str(e, out)
         elif isinstance(e, ast.FieldAccess):
             self.tracepoint_str(e, out)
         elif isinstance(e, ast.Map):
@@ -379,6 +501,43 @@ class ExprGen:
         else:
             self.gen_int(e)
             self.b.stx(8, R10, off, R0)
+
+    def buf(self, e: ast.Call, out: int) -> None:
+        """buf(src, n): [u64 n][n bytes of src] (an array is copied, a pointer read from memory)."""
+        b = self.b
+        t = self.type_of(e)
+        self.em.zero(out, t.storage)
+        b.st(8, R10, out, t.size)
+        src = e.args[0]
+        st = self.type_of(src)
+        if st.kind is Kind.STR:
+            self.em.copy(out + 8, self.gen_mem(src), t.storage - 8)
+            return
+        if not t.size:
+            return
+        self.gen_int(src)
+        b.mov(R3, R0)
+        self.em.stack_ptr(R1, out + 8)
+        b.mov(R2, t.size)
+        b.call(Helper.PROBE_READ_USER if st.user else Helper.PROBE_READ_KERNEL)
+
+    def ntop(self, e: ast.Call, out: int) -> None:
+        """ntop([af,] addr): [u64 family][16 address bytes]; an integer address is stored little-endian
+        (so an IPv4 address in network order prints as a.b.c.d), a byte array is copied."""
+        b = self.b
+        self.em.zero(out, 24)
+        if len(e.args) == 2:
+            self.gen_int(e.args[0])
+            b.stx(8, R10, out, R0)
+        else:
+            b.st(8, R10, out, 2)  # AF_INET
+        addr = e.args[-1]
+        if self.type_of(addr).kind is Kind.STR:
+            src = self.gen_mem(addr)
+            self.em.copy(out + 8, src, 16)
+        else:
+            self.gen_int(addr)
+            b.stx(8, R10, out + 8, R0)
 
     def builtin_str(self, name: str, out: int) -> None:
         if name == "comm":

@@ -67,10 +67,16 @@ class ExitEvent:
 
 @dataclass(frozen=True, slots=True)
 class MapEvent:
-    """print(@m), clear(@m) or zero(@m): `action` applied by the runtime to map `name`."""
+    """print(@m), clear(@m) or zero(@m): `action` applied by the runtime to map `name`.
+
+    print(@m, top, div) prints only the `top` greatest entries (0: all), values divided by `div`
+    (0: as they are).
+    """
 
     action: str
     name: str
+    top: int = 0
+    div: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,8 @@ class CompiledProbe:
     program: ProgramSpec
     map_refs: tuple[tuple[int, str], ...]
     spans: tuple[tuple[int, Span], ...]
+    btf: bytes = b""
+    """BTF for the program's func_info (needed when it has callbacks: for loops); empty otherwise."""
 
     def span_at(self, slot: int) -> Span | None:
         """The span of the code that instruction `slot` belongs to."""

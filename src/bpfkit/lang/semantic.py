@@ -18,24 +18,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bpfkit.lang import ast
+from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
 from bpfkit.lang.diagnostics import DiagnosticSink
+from bpfkit.lang.semantic_kernel import KernelChecks
 from bpfkit.lang.source import Span
 from bpfkit.lang.tracepoint_format import TracepointField, TracepointFormat
 from bpfkit.lang.types import (
     AGGREGATIONS,
     CAST_TYPES,
+    INET,
     INT64,
     KSTACK,
     KSYM,
     NONE,
     STRING,
+    STRLEN,
     UINT64,
     USTACK,
     USYM,
     Kind,
     Type,
     agg,
+    buffer,
     int_type,
+    normalise,
+    pointer_to,
+    timestamp,
     tuple_type,
 )
 
@@ -53,6 +61,8 @@ class KfuncInfo:
 
 
 KfuncLookup = Callable[[str], "KfuncInfo | None"]
+#: The address of a kernel symbol (kaddr()), None when the kernel does not show it.
+SymbolLookup = Callable[[str], "int | None"]
 
 _AGG_ARGS = {"count": (0, 0), "sum": (1, 1), "min": (1, 1), "max": (1, 1), "avg": (1, 1), "stats": (1, 1),
              "hist": (1, 1), "lhist": (4, 4)}
@@ -89,6 +99,10 @@ class Analysis:
     params: tuple[str, ...] = ()
     rewrites: dict[int, ast.Expr] = field(default_factory=dict)
     """Compound assignments desugared: id(Assign) -> the value expression to store."""
+    consts: dict[int, int] = field(default_factory=dict)
+    """Values known at compile time: id(Call) of kaddr("sym") -> the symbol's address."""
+    fields: dict[int, FieldInfo] = field(default_factory=dict)
+    """Struct field accesses through BTF: id(FieldAccess) -> where and how to read the field."""
 
     def type_of(self, expr: ast.Expr) -> Type:
         return self.types.get(id(expr), INT64)
@@ -112,11 +126,14 @@ def tracepoint_field_type(f: TracepointField, category: str) -> Type | None:
     return None
 
 
-class _Analyzer:
+class _Analyzer(KernelChecks):
     def __init__(self, formats: FormatLookup, params: Sequence[str], lenient: bool,
                  maps: dict[str, MapDecl] | None = None, unsafe: bool = False,
-                 kfuncs: KfuncLookup | None = None) -> None:
+                 kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
+                 ksyms: SymbolLookup | None = None) -> None:
         self.formats = formats
+        self.ksyms = ksyms
+        self.btf = btf
         self.kfuncs = kfuncs
         self.unsafe = unsafe
         self.params = tuple(params)
@@ -206,6 +223,8 @@ class _Analyzer:
             self.loop_depth += 1
             self.block(s.body)
             self.loop_depth -= 1
+        elif isinstance(s, ast.For):
+            self.for_loop(s)
         elif isinstance(s, ast.Unroll):
             if not isinstance(s.count, ast.Int | ast.Positional):
                 self.error("unroll count must be an integer literal or positional parameter", s.count.span)
@@ -236,7 +255,7 @@ class _Analyzer:
         if value is not None and declared is not None and not value.same_shape(declared):
             self.error(f"Type mismatch for ${s.var.name}: trying to assign value of type '{value}' "
                        f"when variable is declared as '{declared}'", s.span)
-        self.vars[s.var.name] = _normalise(t)
+        self.vars[s.var.name] = normalise(t)
         self.result.types[id(s.var)] = self.vars[s.var.name]
 
     def type_name(self, tn: ast.TypeName) -> Type | None:
@@ -244,6 +263,16 @@ class _Analyzer:
             return CAST_TYPES[tn.name]
         if tn.name == "string" and not tn.pointer:
             return STRING
+        if tn.pointer and tn.array is None:
+            if tn.name in CAST_TYPES and tn.pointer == 1:
+                return pointer_to(CAST_TYPES[tn.name], f"{tn.name} *")
+            spec = self.spec()
+            found = named_type(spec, tn.name, tn.pointer) if spec is not None else None
+            if found is not None:
+                return found
+            if spec is not None:
+                self.error(f"Unknown type: '{tn.name}' (not in the kernel's BTF)", tn.span)
+                return None
         self.error(f"type '{tn.name}{'*' * tn.pointer}' is not supported by bpfkit yet", tn.span)
         return None
 
@@ -256,7 +285,7 @@ class _Analyzer:
             if isinstance(target, ast.Map) and target.name not in self.result.maps:
                 self.declare_map(target, self.map_key(target), INT64, None, s.span)  # starts at 0
         if isinstance(target, ast.Var):
-            t = _normalise(self.expr(value_expr))
+            t = normalise(self.expr(value_expr))
             if t.kind is Kind.NONE:
                 self.error("Invalid expression for assignment: the value has no type", s.value.span)
             old = self.vars.get(target.name)
@@ -272,7 +301,7 @@ class _Analyzer:
             vt = self.aggregation(value)
             lhist = self.lhist_params(value) if value.name == "lhist" else None
         else:
-            vt = _normalise(self.expr(value_expr))
+            vt = normalise(self.expr(value_expr))
             lhist = None
             if vt.kind is Kind.NONE:
                 self.error("Invalid expression for assignment: the value has no type", s.value.span)
@@ -304,7 +333,7 @@ class _Analyzer:
             return None
         elems = []
         for k in m.keys:
-            t = _normalise(self.expr(k))
+            t = normalise(self.expr(k))
             if t.kind is Kind.NONE or t.kind in AGGREGATIONS:
                 self.error(f"Invalid map key type: {t}", k.span)
             elems.append(t)
@@ -351,8 +380,12 @@ class _Analyzer:
         return 0
 
     # -- expressions -------------------------------------------------------------------------------
-    def expr(self, e: ast.Expr, statement: bool = False) -> Type:
+    def expr(self, e: ast.Expr, statement: bool = False, record_ok: bool = False) -> Type:
         t = self._expr(e, statement)
+        if t.kind is Kind.RECORD and not record_ok:
+            self.error(f"a value of type '{t}' can only be used for field access (.field) or its "
+                       "address taken", e.span)
+            t = INT64
         self.result.types[id(e)] = t
         return t
 
@@ -387,7 +420,7 @@ class _Analyzer:
             a, b = self.expr(e.then), self.expr(e.orelse)
             if not a.same_shape(b):
                 self.error(f"Ternary operator must return the same type: have '{a}' and '{b}'", e.span)
-            return _normalise(a)
+            return normalise(a)
         if isinstance(e, ast.FieldAccess):
             return self.field_access(e)
         if isinstance(e, ast.TupleAccess):
@@ -400,7 +433,7 @@ class _Analyzer:
                 return INT64
             return t.elems[e.index]
         if isinstance(e, ast.Tuple):
-            return tuple_type(tuple(_normalise(self.expr(x)) for x in e.elems))
+            return tuple_type(tuple(normalise(self.expr(x)) for x in e.elems))
         if isinstance(e, ast.Cast):
             t = self.expr(e.expr)
             target = self.type_name(e.type)
@@ -415,6 +448,10 @@ class _Analyzer:
     def builtin(self, e: ast.Builtin) -> Type:
         assert self.probe is not None
         providers = {ap.provider for ap in self.probe.attach_points}
+        if e.name == "curtask":
+            spec = self.spec()
+            task = named_type(spec, "struct task_struct", 1) if spec is not None else None
+            return task or UINT64
         if e.name in _UINT_BUILTINS:
             return UINT64
         if e.name in _STR_BUILTINS:
@@ -446,9 +483,7 @@ class _Analyzer:
 
     def field_access(self, e: ast.FieldAccess) -> Type:
         if not (isinstance(e.expr, ast.Builtin) and e.expr.name == "args"):
-            self.expr(e.expr)
-            self.error("field access is only supported on args (tracepoint arguments) for now", e.span)
-            return INT64
+            return self.struct_field(e)
         kf = self.kfunc_probe()
         if kf is not None:
             for pname, ptype in kf.params:
@@ -468,7 +503,7 @@ class _Analyzer:
         if t is None:
             self.error(f"field '{e.field}' of type '{f.ctype}' cannot be read by bpfkit yet", e.span)
             return INT64
-        return t
+        return self.typed_pointer(f.ctype, t) if f.is_pointer else t
 
     def map_read(self, e: ast.Map) -> Type:
         key = self.map_key(e)
@@ -498,6 +533,8 @@ class _Analyzer:
     def unary(self, e: ast.Unary) -> Type:
         if e.op in ("++", "--") and isinstance(e.operand, ast.Map) and e.operand.name not in self.result.maps:
             self.declare_map(e.operand, self.map_key(e.operand), INT64, None, e.span)  # starts at 0
+        if e.op == "*":
+            return self.deref(e)
         t = self.expr(e.operand)
         if e.op in ("++", "--"):
             if not isinstance(e.operand, ast.Var | ast.Map):
@@ -505,7 +542,7 @@ class _Analyzer:
             elif not t.is_int:
                 self.error(f"The {e.op} operator can only be applied to integers, not '{t}'", e.span)
             return t
-        if e.op in ("*", "&"):
+        if e.op == "&":
             self.error(f"the unary '{e.op}' operator is not supported by bpfkit yet", e.span)
             return INT64
         if not t.is_int:
@@ -541,8 +578,12 @@ class _Analyzer:
             self.nargs(e, 0, 0)
             return NONE
         if name in ("print", "clear", "zero"):
-            if self.nargs(e, 1, 1):
+            whole_map = bool(args) and isinstance(args[0], ast.Map) and not args[0].keys  # type: ignore[union-attr]
+            if self.nargs(e, 1, 3 if name == "print" and whole_map else 1):
                 a = args[0]
+                for extra in args[1:]:
+                    if not isinstance(extra, ast.Int | ast.Positional) or self.const_int(extra) < 0:
+                        self.error("print(): top and div must be non-negative integer literals", extra.span)
                 if isinstance(a, ast.Map) and not a.keys:
                     if a.name not in self.result.maps:
                         self.error(f"Undefined map: @{a.name}", a.span)
@@ -610,6 +651,54 @@ class _Analyzer:
         if name == "nsecs":
             self.nargs(e, 0, 0)
             return UINT64
+        if name == "kaddr":
+            if self.nargs(e, 1, 1):
+                a = args[0]
+                if not isinstance(a, ast.Str):
+                    self.error("kaddr() expects a symbol name as a string literal", a.span)
+                    return UINT64
+                sym = a.value.decode("utf-8", "replace")
+                addr = self.ksyms(sym) if self.ksyms is not None else None
+                if addr is None:
+                    self.error(f"Failed to resolve kernel symbol: {sym}", a.span)
+                else:
+                    self.result.consts[id(e)] = addr
+            return UINT64
+        if name in ("kstack", "ustack"):
+            return self.stack_call(e)
+        if name == "buf":
+            if self.nargs(e, 1, 2):
+                t = self.expr(args[0])
+                info = self.result.fields.get(id(args[0]))
+                size = info.size if info is not None and t.kind is Kind.STR else 0
+                if not (t.is_int or t.kind is Kind.STR):
+                    self.error(f"buf() expects a pointer or an array, got '{t}'", args[0].span)
+                if len(args) == 2:
+                    if not isinstance(args[1], ast.Int | ast.Positional) or self.const_int(args[1]) < 0:
+                        self.error("buf() length must be a non-negative integer literal", args[1].span)
+                    else:
+                        size = self.const_int(args[1])
+                elif not size:
+                    self.error("buf() needs a length unless its argument is an array", e.span)
+                return buffer(max(0, min(size, STRLEN)))
+            return INT64
+        if name == "ntop":
+            if self.nargs(e, 1, 2):
+                for a in args:
+                    t = self.expr(a)
+                    if not (t.is_int or (a is args[-1] and t.kind is Kind.STR)):
+                        self.error("ntop() expects an address family and an integer or byte-array address",
+                                   a.span)
+            return INET
+        if name == "strftime":
+            if self.nargs(e, 2, 2):
+                if not isinstance(args[0], ast.Str):
+                    self.error("strftime() expects a format string literal", args[0].span)
+                    return INT64
+                if not self.expr(args[1]).is_int:
+                    self.error("strftime() expects an integer time in nanoseconds", args[1].span)
+                return timestamp(args[0].value.decode("utf-8", "replace"))
+            return INT64
         self.error(f"the function '{name}' is not supported by bpfkit yet", e.span)
         return NONE
 
@@ -620,17 +709,6 @@ class _Analyzer:
         self.error(f"{e.name}() requires {want} argument{'' if hi == 1 else 's'} ({len(e.args)} provided)",
                    e.span)
         return False
-
-
-def _normalise(t: Type) -> Type:
-    """The type a value has once stored: integers widen to 8 bytes (keeping signedness)."""
-    if t.kind is Kind.INT and t.size != 8:
-        return int_type(8, t.signed)
-    if t.kind is Kind.INT and t.user:
-        return int_type(8, t.signed)
-    if t.kind is Kind.TUPLE:
-        return tuple_type(tuple(_normalise(x) for x in t.elems))
-    return t
 
 
 def _show_key(t: Type | None) -> str:
@@ -659,13 +737,16 @@ def signal_number(name: str) -> int | None:
 
 
 def analyze(program: ast.Program, formats: FormatLookup, params: Sequence[str] = (), *,
-            unsafe: bool = False, kfuncs: KfuncLookup | None = None) -> Analysis:
+            unsafe: bool = False, kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
+            ksyms: SymbolLookup | None = None) -> Analysis:
     """Type-check `program`; raise `CompileError` listing every user error.
 
     `formats(category, name)` returns the record format of a tracepoint (None if there is none).
     `params` are the positional parameters ``$1``...; `kfuncs(name)` describes a kernel function for
     kfunc/kretfunc probes (from the kernel's BTF).
     """
-    first = _Analyzer(formats, params, lenient=True, unsafe=unsafe, kfuncs=kfuncs).run(program)
-    final = _Analyzer(formats, params, lenient=False, maps=first.maps, unsafe=unsafe, kfuncs=kfuncs)
+    first = _Analyzer(formats, params, lenient=True, unsafe=unsafe, kfuncs=kfuncs, btf=btf,
+                      ksyms=ksyms).run(program)
+    final = _Analyzer(formats, params, lenient=False, maps=first.maps, unsafe=unsafe, kfuncs=kfuncs,
+                      btf=btf, ksyms=ksyms)
     return final.run(program)

@@ -35,6 +35,15 @@ class Kind(enum.Enum):
     STATS = "stats"
     HIST = "hist"
     LHIST = "lhist"
+    # A struct or union in kernel (or user) memory, known by its BTF type: only ever the base of a
+    # field access, never loaded as a whole.
+    RECORD = "record"
+    # strftime(fmt, nsecs): nanoseconds since boot, shown as wall-clock time in format `fmt`.
+    TIMESTAMP = "timestamp"
+    # ntop(): an address family (u64) and up to 16 address bytes, shown as text.
+    INET = "inet"
+    # buf(ptr, n): `size` bytes shown hex-escaped; stored as [u64 length][bytes, 8-aligned].
+    BUF = "buffer"
 
 
 AGGREGATIONS = frozenset({Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG, Kind.STATS, Kind.HIST,
@@ -47,6 +56,9 @@ class Type:
 
     `user` marks an integer that is a pointer into user memory (tracepoint ``syscalls`` arguments,
     uprobe arguments), which decides between probe_read_user and probe_read_kernel.
+    A pointer is an INT with a `target`: the type of what it points to (an integer, another pointer
+    or a RECORD). A RECORD names its BTF type by `btf_id`; `cname` spells pointers and records in C
+    for messages.
     """
 
     kind: Kind
@@ -54,6 +66,12 @@ class Type:
     signed: bool = True
     elems: tuple[Type, ...] = ()
     user: bool = False
+    target: Type | None = None
+    btf_id: int = 0
+    cname: str = ""
+    fmt: str = ""
+    limit: int = 0
+    """kstack/ustack: frames shown (0: all); `fmt` is the stack mode ("perf", or "" for bpftrace)."""
 
     @property
     def storage(self) -> int:
@@ -62,8 +80,12 @@ class Type:
             return STRLEN
         if self.kind is Kind.TUPLE:
             return sum(e.storage for e in self.elems)
-        if self.kind is Kind.NONE:
+        if self.kind in (Kind.NONE, Kind.RECORD):
             return 0
+        if self.kind is Kind.INET:
+            return 24
+        if self.kind is Kind.BUF:
+            return 8 + (self.size + 7) // 8 * 8
         if self.kind in (Kind.USTACK, Kind.USYM):
             return 16  # (stack id or address, pid): user addresses mean something only in their process
         return 8
@@ -75,7 +97,8 @@ class Type:
     @property
     def in_memory(self) -> bool:
         """Whether values live in memory (strings, tuples) rather than in a register."""
-        return self.kind in (Kind.STR, Kind.TUPLE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM)
+        return self.kind in (Kind.STR, Kind.TUPLE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM, Kind.INET,
+                             Kind.BUF)
 
     def offsets(self) -> list[int]:
         """Byte offset of each tuple element."""
@@ -89,19 +112,34 @@ class Type:
         """Whether values of the two types can share a map slot or variable (int widths may differ)."""
         if self.kind is not other.kind:
             return False
+        if self.kind is Kind.TIMESTAMP:
+            return self.fmt == other.fmt
+        if self.kind is Kind.BUF:
+            return self.size == other.size
+        if self.kind in (Kind.KSTACK, Kind.USTACK):
+            return (self.fmt, self.limit) == (other.fmt, other.limit)
         if self.kind is Kind.TUPLE:
             return len(self.elems) == len(other.elems) and all(
                 a.same_shape(b) for a, b in zip(self.elems, other.elems, strict=True))
         return True
 
+    @property
+    def is_pointer(self) -> bool:
+        return self.kind is Kind.INT and bool(self.cname)
+
     def __str__(self) -> str:
+        if self.cname:
+            return self.cname
         if self.kind is Kind.INT:
             return f"{'' if self.signed else 'u'}int{self.size * 8}"
         if self.kind is Kind.STR:
             return f"string[{STRLEN}]"
         if self.kind is Kind.TUPLE:
             return "(" + ",".join(str(e) for e in self.elems) + ")"
-        if self.kind in (Kind.NONE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM):
+        if self.kind is Kind.BUF:
+            return f"buffer[{self.size}]"
+        if self.kind in (Kind.NONE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM, Kind.TIMESTAMP,
+                         Kind.INET):
             return str(self.kind.value)
         return f"{self.kind.value}_t"
 
@@ -124,6 +162,26 @@ def int_type(size: int, signed: bool, *, user: bool = False) -> Type:
     return Type(Kind.INT, size, signed, user=user)
 
 
+def pointer_to(target: Type | None, cname: str, *, user: bool = False) -> Type:
+    """A pointer to `target` (None: void), spelled `cname` (``struct task_struct *``)."""
+    return Type(Kind.INT, 8, False, user=user, target=target, cname=cname)
+
+
+def record(btf_id: int, cname: str, *, user: bool = False) -> Type:
+    return Type(Kind.RECORD, 0, False, user=user, btf_id=btf_id, cname=cname)
+
+
+INET = Type(Kind.INET)
+
+
+def buffer(size: int) -> Type:
+    return Type(Kind.BUF, size, False)
+
+
+def timestamp(fmt: str) -> Type:
+    return Type(Kind.TIMESTAMP, 8, False, fmt=fmt)
+
+
 def tuple_type(elems: tuple[Type, ...]) -> Type:
     return Type(Kind.TUPLE, elems=elems)
 
@@ -140,8 +198,20 @@ CAST_TYPES = {
 }
 
 
+def normalise(t: Type) -> Type:
+    """The type a value has once stored: integers widen to 8 bytes (keeping signedness); a typed
+    pointer keeps what it points to."""
+    if t.kind is Kind.INT and not t.is_pointer and (t.size != 8 or t.user):
+        return int_type(8, t.signed)
+    if t.kind is Kind.TUPLE:
+        return tuple_type(tuple(normalise(x) for x in t.elems))
+    return t
+
+
 def value_size(t: Type) -> int:
     """Bytes of a map value of type `t` (aggregations included)."""
     if t.kind in (Kind.AVG, Kind.STATS):
         return 16  # (count, total)
+    if t.kind in (Kind.MIN, Kind.MAX):
+        return 16  # (value, set): a CPU's zeroed copy of a per-CPU value must not count as a sample
     return max(8, t.storage)

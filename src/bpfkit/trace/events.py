@@ -24,8 +24,9 @@ from bpfkit.lang.resources import (
     TimeEvent,
 )
 from bpfkit.lang.types import STRLEN, Kind
-from bpfkit.trace.output import StackText, decode, format_map, json_map
+from bpfkit.trace.output import StackText, buffer_bytes, decode, format_map, json_map, value_stack
 from bpfkit.trace.printf import format_printf
+from bpfkit.uapi.enums import MapType
 
 _ID = struct.Struct("<Q")
 
@@ -59,8 +60,10 @@ class EventPrinter:
                 value = decode(t, raw, self.stacks)
                 if t.kind is Kind.STR:
                     args.append(raw)
+                elif t.kind is Kind.BUF:
+                    args.append(buffer_bytes(t, raw))
                 else:
-                    args.append(value if isinstance(value, int) else str(value).encode())
+                    args.append(value if isinstance(value, int) else value_stack(t, str(value)).encode())
                 pos += t.storage
             text = format_printf(event.format, args)
             if event.stream == "system":
@@ -96,19 +99,22 @@ class EventPrinter:
     def map_action(self, event: MapEvent) -> None:
         m = self.maps[event.name]
         if event.action == "print":
-            self.print_map(event.name)
+            self.print_map(event.name, event.top, event.div)
         elif event.action == "clear":
             for k in list(m.keys()):
                 m.delete(k)
         else:  # zero
-            size = self.script.map(event.name).spec.value_size
+            spec = self.script.map(event.name).spec
+            zero: bytes | list[bytes] = bytes(spec.value_size)
+            if spec.type is MapType.PERCPU_HASH:  # every CPU's copy
+                zero = [bytes(spec.value_size)] * int(getattr(m, "ncpus", 1))
             for k in list(m.keys()):
-                m.update(k, bytes(size))
+                m.update(k, zero)
 
-    def print_map(self, name: str) -> None:
+    def print_map(self, name: str, top: int = 0, div: int = 0) -> None:
         info = self.script.map(name)
         items = list(self.maps[name].items())
         if self.json:
             self.out.write(json_map(info, items, self.stacks))
             return
-        self.out.write(format_map(info, items, self.stacks))
+        self.out.write(format_map(info, items, self.stacks, top, div))

@@ -8,9 +8,13 @@ by their total count ascending; everything else by key. Ties are broken by key s
 from __future__ import annotations
 
 import json
+import re
+import socket
 import struct
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bpfkit.lang.resources import MapInfo
 from bpfkit.lang.types import Kind, Type
@@ -21,12 +25,14 @@ BAR_WIDTH = 52
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
 
 Value = int | str | tuple["Value", ...]
-StackText = Callable[[Kind, int, int], str]
-"""Turns (KSTACK or USTACK, stack id, pid) into the text bpftrace prints for the stack, and
-(KSYM or USYM, address, pid) into the symbol's name."""
+class StackText(Protocol):
+    """Turns (KSTACK or USTACK, stack id, pid) into the text bpftrace prints for the stack as a map key
+    (``mode`` "perf": bpftrace's perf mode), and (KSYM or USYM, address, pid) into the symbol's name."""
+
+    def __call__(self, kind: Kind, stack_id: int, pid: int, mode: str = "") -> str: ...
 
 
-def _no_stacks(kind: Kind, stack_id: int, pid: int) -> str:
+def _no_stacks(kind: Kind, stack_id: int, pid: int, mode: str = "") -> str:
     if kind in (Kind.KSYM, Kind.USYM):
         return hex_address(stack_id)
     return f"\n    <{kind.value} {stack_id}>\n"
@@ -45,13 +51,77 @@ def decode(t: Type, raw: bytes, stacks: StackText | None = None) -> Value:
     if t.kind is Kind.TUPLE:
         return tuple(decode(e, raw[off:off + e.storage], stacks)
                      for e, off in zip(t.elems, t.offsets(), strict=True))
-    if t.kind in (Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM):
+    if t.kind is Kind.INET:
+        return format_inet(raw)
+    if t.kind is Kind.BUF:
+        return "".join(chr(c) if 32 <= c < 127 else f"\\x{c:02x}" for c in buffer_bytes(t, raw))
+    if t.kind is Kind.TIMESTAMP:
+        return format_timestamp(t.fmt, int(_U64.unpack_from(raw.ljust(8, b"\0"))[0]))
+    if t.kind in (Kind.KSTACK, Kind.USTACK):
+        sid, pid = struct.unpack_from("<qq", raw.ljust(16, b"\0"))
+        text = (stacks or _no_stacks)(t.kind, sid, pid, t.fmt)
+        if t.limit:
+            lines = text.split("\n")
+            text = "\n".join(lines[:t.limit + 1]) + "\n" if len(lines) > t.limit + 2 else text
+        return text
+    if t.kind in (Kind.KSYM, Kind.USYM):
         sid, pid = struct.unpack_from("<qq", raw.ljust(16, b"\0"))
         return (stacks or _no_stacks)(t.kind, sid, pid)
     v = int(_U64.unpack_from(raw.ljust(8, b"\0"))[0])
     if t.signed and v >= 1 << 63:
         v -= 1 << 64
     return v
+
+
+def buffer_bytes(t: Type, raw: bytes) -> bytes:
+    """The bytes of a buf() value (its recorded length, at most the type's)."""
+    length = min(int(_U64.unpack_from(raw.ljust(8, b"\0"))[0]), t.size)
+    return raw[8:8 + length]
+
+
+def format_inet(raw: bytes) -> str:
+    """An ntop() value ([u64 family][16 address bytes]) as text: dotted IPv4 or IPv6."""
+    family = int(_U64.unpack_from(raw.ljust(24, b"\0"))[0])
+    addr = raw[8:24].ljust(16, b"\0")
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, addr[:4])
+    if family == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, addr)
+    return f"<unknown address family {family}>"
+
+
+_boot_realtime_ns: list[int] = []
+
+
+def boot_realtime_ns() -> int:
+    """CLOCK_REALTIME at boot (CLOCK_REALTIME - CLOCK_BOOTTIME now), measured once."""
+    if not _boot_realtime_ns:
+        _boot_realtime_ns.append(time.clock_gettime_ns(time.CLOCK_REALTIME)
+                                 - time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+    return _boot_realtime_ns[0]
+
+
+def format_timestamp(fmt: str, nsecs: int, boot_ns: int | None = None) -> str:
+    """strftime(fmt, nsecs) as bpftrace shows it: `nsecs` after boot as local time in C strftime
+    format `fmt`, plus bpftrace's ``%f`` (microseconds, 6 digits)."""
+    when = (boot_realtime_ns() if boot_ns is None else boot_ns) + nsecs
+    secs, ns = divmod(when, 1_000_000_000)
+    parts = re.split(r"(%%|%f)", fmt)
+    micro = f"{ns // 1000:06d}"
+    tm = time.localtime(secs)
+    try:
+        return "".join(micro if p == "%f" else "%" if p == "%%" else time.strftime(p, tm) if p else ""
+                       for p in parts)
+    except ValueError:
+        return fmt
+
+
+def value_stack(t: Type, text: str) -> str:
+    """A bpftrace-mode stack shown as a value (printf, map value) rather than a map key: bpftrace
+    indents its frames by 8 spaces there instead of 4."""
+    if t.kind in (Kind.KSTACK, Kind.USTACK) and t.fmt != "perf":
+        return text.replace("\n    ", "\n        ")
+    return text
 
 
 def show(v: Value) -> str:
@@ -78,6 +148,31 @@ def _sort_key(v: Value) -> tuple[int, object]:
     return (2, tuple(_sort_key(x) for x in v))
 
 
+def merge_cpus(kind: Kind, value: bytes | list[bytes]) -> bytes:
+    """One value from a per-CPU aggregation's copies (a plain map's value is returned as it is):
+    counts, sums and histogram buckets add up, avg/stats add (count, total), min/max take the best
+    of the CPUs that saw a sample."""
+    if not isinstance(value, list):
+        return bytes(value)
+    copies = [bytes(v) for v in value]
+    if kind in (Kind.MIN, Kind.MAX):
+        seen = [struct.unpack_from("<qQ", v.ljust(16, b"\0")) for v in copies]
+        got = [v for v, flag in seen if flag]
+        if not got:
+            return bytes(16)
+        return struct.pack("<qQ", min(got) if kind is Kind.MIN else max(got), 1)
+    width = 16 if kind in (Kind.AVG, Kind.STATS) else 8
+    total = [0] * (width // 8)
+    for v in copies:
+        for i, (x,) in enumerate(struct.iter_unpack("<Q", v.ljust(width, b"\0")[:width])):
+            total[i] = (total[i] + x) & ((1 << 64) - 1)
+    return b"".join(_U64.pack(x) for x in total).ljust(len(copies[0]) if copies else width, b"\0")
+
+
+def _merged(info: MapInfo, items: Iterable[tuple[bytes, bytes | list[bytes]]]) -> list[tuple[bytes, bytes]]:
+    return [(bytes(k), merge_cpus(info.value.kind, v)) for k, v in items]
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     key: Value | None
@@ -97,12 +192,29 @@ def lhist_label(n: int) -> str:
     return str(n)
 
 
-def bar_line(label: str, count: int, peak: int) -> str:
+def bar_line(label: str, count: int, peak: int, div: int = 0) -> str:
+    """One histogram line; with `div` the count shown is divided but the bar is not (as bpftrace)."""
     width = count * BAR_WIDTH // peak if peak else 0
-    return f"{label:<16}{count:>8} |{'@' * width:<{BAR_WIDTH}}|"
+    return f"{label:<16}{divide(count, div):>8} |{'@' * width:<{BAR_WIDTH}}|"
 
 
-def format_hist(buckets: dict[int, int]) -> list[str]:
+def divide(v: int, div: int) -> int:
+    """`v` / `div` rounded toward zero like C (0 `div`: `v` unchanged)."""
+    if not div:
+        return v
+    q = abs(v) // div
+    return -q if v < 0 else q
+
+
+def _divide_value(v: Value, div: int) -> Value:
+    if isinstance(v, int):
+        return divide(v, div)
+    if isinstance(v, tuple):
+        return tuple(_divide_value(x, div) for x in v)
+    return v
+
+
+def format_hist(buckets: dict[int, int], div: int = 0) -> list[str]:
     """Lines of a log2 histogram (bucket 0: negative, 1: zero, i >= 2: [2**(i-2), 2**(i-1)))."""
     shown = [i for i, c in buckets.items() if c]
     if not shown:
@@ -118,7 +230,7 @@ def format_hist(buckets: dict[int, int]) -> list[str]:
             label = "[1]"
         else:
             label = f"[{hist_label(i - 2)}, {hist_label(i - 1)})"
-        lines.append(bar_line(label, buckets.get(i, 0), peak))
+        lines.append(bar_line(label, buckets.get(i, 0), peak, div))
     return lines
 
 
@@ -142,8 +254,14 @@ def format_lhist(buckets: dict[int, int], lo: int, hi: int, step: int) -> list[s
     return lines
 
 
-def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: StackText | None = None) -> str:
-    """The text bpftrace prints for map `info` holding raw (key, value) `items`."""
+def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: StackText | None = None,
+               top: int = 0, div: int = 0) -> str:
+    """The text bpftrace prints for map `info` holding raw (key, value) `items`.
+
+    `top` keeps only the last (greatest) `top` entries in print order; `div` divides the values shown
+    (bpftrace ignores both for stats() maps).
+    """
+    items = _merged(info, items)
     kind = info.value.kind
     name = info.display
     key_size = info.key.storage if info.key is not None else 0
@@ -155,15 +273,19 @@ def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: Stac
         decoded = [(decode(info.key, k, stacks) if info.key is not None else None, b)
                    for k, b in groups.items()]
         decoded.sort(key=lambda kb: (sum(kb[1].values()), _sort_key(kb[0]) if kb[0] is not None else (0, 0)))
+        if top:
+            decoded = decoded[-top:]
         out = []
         for key, buckets in decoded:
             if kind is Kind.HIST:
-                lines = format_hist(buckets)
+                lines = format_hist(buckets, div)
             else:
                 assert info.lhist is not None
-                lines = format_lhist(buckets, *info.lhist)
+                lines = format_lhist(buckets, *info.lhist)  # bpftrace 0.17 divides only hist()
             out.append(f"{name}{show_key(key)}: \n" + "".join(line + "\n" for line in lines) + "\n")
         return "".join(out) or "\n"
+    if kind is Kind.STATS:
+        top = div = 0
     rows: list[tuple[object, Value | None, str]] = []
     for k, v in items:
         key = decode(info.key, k, stacks) if info.key is not None else None
@@ -171,17 +293,20 @@ def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: Stac
         if kind in (Kind.AVG, Kind.STATS):
             count, total = _Q2.unpack_from(v)
             total = total - (1 << 64) if total >= 1 << 63 else total
-            avg = int(total / count) if count else 0
+            avg = divide(int(total / count) if count else 0, div)
             text = str(avg) if kind is Kind.AVG else f"count {count}, average {avg}, total {total}"
             rows.append(((avg, ksort), key, text))
         elif kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.INT):
-            value = decode(info.value, v)
+            value = divide(int(decode(info.value, v)), div)  # type: ignore[arg-type]
             rows.append(((value, ksort), key, str(value)))
         else:
-            rows.append((ksort, key, show(decode(info.value, v, stacks))))
+            rows.append((ksort, key, value_stack(info.value, show(_divide_value(decode(info.value, v, stacks),
+                                                                                  div)))))
     if not rows:  # bpftrace prints an empty map as a blank line
         return "\n\n" if kind in (Kind.AVG, Kind.STATS) else "\n"
     rows.sort(key=lambda r: r[0])  # type: ignore[arg-type, return-value]
+    if top:
+        rows = rows[-top:]
     text = "".join(f"{name}{show_key(key)}: {value}\n" for _, key, value in rows)
     if kind in (Kind.AVG, Kind.STATS):
         text += "\n"
@@ -226,6 +351,7 @@ def _hist_json(buckets: dict[int, int], lhist: tuple[int, int, int] | None) -> s
 
 def json_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: StackText | None = None) -> str:
     """The line bpftrace -f json prints for a map."""
+    items = _merged(info, items)
     kind = info.value.kind
     key_size = info.key.storage if info.key is not None else 0
     entries: list[tuple[Value | None, str]] = []

@@ -21,6 +21,7 @@ from typing import TextIO
 from bpfkit.errors import CompileError, VerifierError
 from bpfkit.isa import Instruction
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
+from bpfkit.kernel.btf import BtfHandle
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.programs import Program
 from bpfkit.kernel.ringbuf import RingBuffer
@@ -110,10 +111,14 @@ class Tracer:
         fds = {name: m.fileno() for name, m in self.maps.items()}
         for probe in self.script.probes:
             spec = replace(probe.program, insns=patch_maps(probe, fds))
+            btf = BtfHandle.load(probe.btf) if probe.btf else None
             try:
-                prog = Program.load(spec)
+                prog = Program.load(spec, btf=btf)
             except VerifierError as e:
                 raise verifier_error(probe, e) from None
+            finally:
+                if btf is not None:
+                    btf.close()
             self.programs.append((probe, prog))
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ class StackResolver:
         self.user_map = user_map
         self._ksyms: KernelSymbols | None = None
         self._procs: dict[int, ProcessSymbols | None] = {}
-        self._cache: dict[tuple[Kind, int, int], str] = {}
+        self._cache: dict[tuple[Kind, int, int, str], str] = {}
 
     def _kernel(self) -> KernelSymbols | None:
         if self._ksyms is None:
@@ -43,10 +43,10 @@ class StackResolver:
                 self._procs[pid] = None
         return self._procs[pid]
 
-    def __call__(self, kind: Kind, stack_id: int, pid: int) -> str:
-        key = (kind, stack_id, pid if kind in (Kind.USTACK, Kind.USYM) else 0)
+    def __call__(self, kind: Kind, stack_id: int, pid: int, mode: str = "") -> str:
+        key = (kind, stack_id, pid if kind in (Kind.USTACK, Kind.USYM) else 0, mode)
         if key not in self._cache:
-            self._cache[key] = self._text(kind, stack_id, pid)
+            self._cache[key] = self._text(kind, stack_id, pid, mode)
         return self._cache[key]
 
     def _symbol(self, kind: Kind, addr: int, pid: int) -> str:
@@ -59,7 +59,7 @@ class StackResolver:
             sym = None
         return sym.name if sym is not None else hex_address(addr)
 
-    def _text(self, kind: Kind, stack_id: int, pid: int) -> str:
+    def _text(self, kind: Kind, stack_id: int, pid: int, mode: str = "") -> str:
         if kind in (Kind.KSYM, Kind.USYM):
             return self._symbol(kind, stack_id, pid)
         stack_map = self.kernel_map if kind is Kind.KSTACK else self.user_map
@@ -78,9 +78,14 @@ class StackResolver:
                     sym = symbols.resolve(addr)
                 except (BpfkitError, OSError):
                     sym = None
-            if sym is None:
-                lines.append(f"    {addr:#x}")
+            offset = getattr(sym, "offset", 0) if sym is not None else 0
+            name = (f"{sym.name}+{offset}" if offset else sym.name) if sym is not None else None
+            if mode == "perf" and kind is Kind.USTACK:  # tab, hex address, symbol+offset (file)
+                where = getattr(sym, "module", "") or "[unknown]"
+                text = f"{sym.name}+{offset}" if sym is not None else f"{addr:#x}"
+                lines.append(f"\t{addr:x} {text} ({where})")
+            elif mode == "perf":  # perf's layout: tab, bare hex address, symbol
+                lines.append(f"\t{addr:x} {name or '[unknown]'}")
             else:
-                offset = getattr(sym, "offset", 0)
-                lines.append(f"    {sym.name}+{offset}" if offset else f"    {sym.name}")
+                lines.append(f"    {name or hex(addr)}")
         return "\n" + "".join(line + "\n" for line in lines)

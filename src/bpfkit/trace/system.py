@@ -112,6 +112,25 @@ def _vmlinux() -> Any:
     return load_btf("/sys/kernel/btf/vmlinux")
 
 
+@functools.lru_cache(maxsize=256)
+def kernel_symbol(name: str) -> int | None:
+    """The address of kernel symbol `name` from /proc/kallsyms (None if hidden or unknown)."""
+    from bpfkit.kernel.collection import kallsyms_addresses
+
+    try:
+        return kallsyms_addresses([name]).get(name)
+    except BpfkitError:
+        return None
+
+
+def vmlinux_btf() -> Any:
+    """The running kernel's BTF (`bpfkit.lang.btftypes.BtfLookup`), or None when it has none."""
+    try:
+        return _vmlinux()
+    except (BpfkitError, OSError):
+        return None
+
+
 def _lang_type(spec: Any, type_id: int) -> Type:
     from bpfkit.btf.layout import resolve
     from bpfkit.btf.types import EnumBase, Int, Ptr
@@ -121,8 +140,10 @@ def _lang_type(spec: Any, type_id: int) -> Type:
         return int_type(t.size if t.size in (1, 2, 4, 8) else 8, bool(t.encoding & IntEncoding.SIGNED))
     if isinstance(t, EnumBase):
         return int_type(t.size if t.size in (1, 2, 4, 8) else 8, t.signed)
-    if isinstance(t, Ptr):
-        return UINT64
+    if isinstance(t, Ptr):  # typed, so kfunc arguments can be followed: args->file->f_path
+        from bpfkit.lang.btftypes import lang_type
+
+        return lang_type(spec, type_id) or UINT64
     return UINT64  # structs passed by value: their first 8 bytes (rare in kernel functions)
 
 

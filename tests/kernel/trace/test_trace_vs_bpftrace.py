@@ -247,3 +247,131 @@ def test_sigint_runs_end_and_prints_maps() -> None:
     assert proc.returncode == 0, err
     assert out.startswith("bye\n\n\n@n: ")
     assert not os.path.exists(f"/proc/{proc.pid}")
+
+
+def test_btf_struct_access_matches_bpftrace() -> None:
+    compare(["-e", 'BEGIN { printf("%d %d\\n", curtask->pid == pid, curtask->real_parent->tgid > 0); '
+             'printf("%d %d\\n", ((struct task_struct *)curtask)->tgid == pid, (*curtask).pid == tid); '
+             'exit(); }'])
+
+
+def test_btf_pointer_chasing_in_a_tracepoint_matches_bpftrace() -> None:
+    script = (
+        'tracepoint:syscalls:sys_enter_openat /pid == cpid/ {\n'
+        '  printf("%s %s %d %d\\n", curtask->comm, curtask->group_leader->comm, '
+        'curtask->real_parent->tgid > 0, curtask->pid == tid);\n'
+        '  printf("%d %d %d %u\\n", curtask->prio, curtask->static_prio, curtask->exit_code, '
+        'curtask->flags & 0x200000);\n'
+        '  printf("%d %d %d %d\\n", curtask->in_execve, curtask->sched_reset_on_fork, curtask->se.on_rq, '
+        'curtask->signal->nr_threads);\n'
+        '  printf("%d %d\\n", curtask->mm->map_count > 0, curtask->real_parent->comm == curtask->comm);\n'
+        '  $t = curtask; printf("%d %s\\n", $t->parent->pid > 0, $t->comm);\n'
+        '  @[curtask->comm, curtask->tgid == pid] = curtask->static_prio;\n'
+        '  exit();\n'
+        '}\n')
+    out = compare(["-c", "/usr/bin/cat /dev/null", "-e", script])
+    assert "cat cat 1 1\n" in out
+
+
+def test_tracepoint_struct_pointer_args_match_bpftrace() -> None:
+    out = compare(["-c", "/usr/bin/sleep 0.25", "-e",
+                   'tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ { '
+                   'printf("%d %d\\n", args->rqtp->tv_sec, args->rqtp->tv_nsec); exit(); }'])
+    assert "0 250000000\n" in out
+
+
+def test_print_top_and_div_match_bpftrace() -> None:
+    compare(["-e", 'BEGIN { @a[1] = 10; @a[2] = 25; @a[3] = -7; @a[4] = 100; print(@a, 2); '
+             'print(@a, 0, 10); print(@a, 3, 4); @h = hist(5); @h = hist(5); @h = hist(100); '
+             'print(@h, 1, 2); '
+             '@k[1] = hist(3); @k[2] = hist(9); @k[2] = hist(9); print(@k, 1); '
+             '@l[1] = lhist(3, 0, 10, 2); @l[1] = lhist(3, 0, 10, 2); print(@l, 1, 2); '
+             '@v[1] = avg(10); @v[2] = avg(30); print(@v, 1, 3); @s[1] = stats(10); print(@s, 1, 3); '
+             '@t[1] = (3, "a"); print(@t, 1, 2); clear(@a); clear(@h); clear(@t); exit(); }'])
+
+
+def test_strftime_matches_bpftrace() -> None:
+    compare(["-e", 'BEGIN { printf("%s|\\n", strftime("%Y-%m-%d %Z", nsecs)); '
+             '@[strftime("%Y", 0)] = count(); $t = strftime("%s", 5000000000); '
+             'printf("%s %s\\n", $t, strftime("%a %b %d %j", 86400000000000)); '
+             'print(strftime("%Y", nsecs)); @m = strftime("%Y", 1); @k[1, strftime("%d", 2)] = 3; exit(); }'])
+
+
+def test_ntop_and_kaddr_match_bpftrace() -> None:
+    compare(["-e", 'BEGIN { printf("%s %s|\\n", ntop(0x0100007f), ntop(2, 0x0101a8c0)); '
+             '@[ntop(0x0100007f)] = count(); $x = ntop(2, 1); print($x); print(ntop(10, 0x0100007f)); '
+             'printf("%lx %s\\n", kaddr("vfs_read"), ksym(kaddr("vfs_read"))); exit(); }'])
+
+
+def test_buf_matches_bpftrace() -> None:
+    out = compare(["-c", "/usr/bin/cat /dev/null", "-e",
+                   'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { '
+                   'printf("%r|%r|\\n", buf(curtask->comm, 8), buf(kaddr("vfs_read"), 5)); '
+                   '@[buf(curtask->comm, 3)] = 1; print(buf(curtask->comm, 2)); $b = buf(curtask->comm, 16); '
+                   'printf("%r\\n", $b); exit(); }'])
+    assert "cat\\x00\\x00\\x00\\x00\\x00|" in out
+
+
+def test_kstack_modes_and_limits_match_bpftrace() -> None:
+    out = compare(["-c", "/usr/bin/cat /dev/null", "-e",
+                   'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { '
+                   'printf("%s|%s|%s|\\n", kstack(perf, 3), kstack(2), kstack(bpftrace, 1)); '
+                   '@[kstack(perf, 2)] = 1; @k = kstack; @j[kstack(3)] = kstack(perf); print(kstack(1)); '
+                   'exit(); }'])
+    assert "\n\tffffffff" in out and "\n        " in out and "\n    " in out
+
+
+PIN_TO_EACH_CPU = ("import os\nfor c in (0, 1):\n    os.sched_setaffinity(0, {c})\n"
+                   "    for _ in range(5):\n        os.getpid()\n")
+
+
+def _pin_script(tmp_path: Path) -> str:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    path = tmp_path / "pin.py"
+    path.write_text(PIN_TO_EACH_CPU)
+    return f"{sys.executable} {path}"
+
+
+def test_per_cpu_aggregations_match_bpftrace(tmp_path: Path) -> None:
+    """Samples on two CPUs: per-CPU copies of every aggregation merge to bpftrace's figures."""
+    out = compare(["-c", _pin_script(tmp_path), "-e",
+                   'tracepoint:syscalls:sys_enter_getpid /pid == cpid/ { @c = count(); @mx = max(cpu); '
+                   '@mn = min(cpu - 5); @s = sum(cpu); @p[cpu] = count(); @a = avg(cpu * 10); '
+                   '@h = hist(cpu); @st = stats(cpu); @l = lhist(cpu, 0, 4, 1); }'])
+    assert "@c: 10\n" in out and "@mx: 1\n" in out and "@mn: -5\n" in out
+
+
+def test_reading_per_cpu_aggregations_in_a_probe_sums_the_cpus(tmp_path: Path) -> None:
+    out = run([*BPFKIT, "-c", _pin_script(tmp_path), "-e",
+               'tracepoint:syscalls:sys_enter_getpid /pid == cpid/ { @c = count(); @mx = max(cpu - 9); '
+               '@mn = min(cpu); @s = sum(cpu + 1); } END { printf("%d %d %d %d\\n", @c, @mx, @mn, @s); }'])
+    assert out.returncode == 0, out.stderr
+    assert "\n10 -8 0 15\n" in out.stdout
+
+
+def test_for_loops_run_in_the_kernel() -> None:
+    """bpftrace 0.17 has no for loops: checked against the values the script stored."""
+    out = run([*BPFKIT, "-e",
+               'BEGIN { @m[1] = 10; @m[2] = 20; @c["x"] = count(); @c["x"] = count(); '
+               'for ($kv : @m) { printf("m %d %d\\n", $kv.0, $kv.1); } '
+               'for ($kv : @c) { printf("c %s %d\\n", $kv.0, $kv.1); } '
+               'for ($kv : @m) { printf("first\\n"); exit(); } printf("not reached\\n"); } '
+               'END { clear(@m); clear(@c); }'])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sorted(lines[1:3]) == ["m 1 10", "m 2 20"]
+    assert lines[3:5] == ["c x 2", "first"] and "not reached" not in out.stdout
+
+
+def test_deep_btf_chains_and_str_of_char_pointers_match_bpftrace() -> None:
+    out = compare(["-c", "/usr/bin/cat /dev/null", "-e",
+                   'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { printf("%s %s %d\\n", '
+                   'str(curtask->mm->exe_file->f_path.dentry->d_name.name), '
+                   'str(curtask->fs->pwd.dentry->d_name.name), curtask->cred->uid.val == uid); exit(); }'])
+    assert "\ncat " in out and " 1\n" in out
+
+
+def test_zero_and_print_of_per_cpu_maps_match_bpftrace() -> None:
+    compare(["-e", 'BEGIN { @c[1] = count(); @m = max(5); @h = hist(3); zero(@c); zero(@m); zero(@h); '
+             'print(@c); print(@m); @c[1] = count(); @m = max(-2); print(@c); print(@m); exit(); }'])

@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable
 
 from bpfkit.isa.builder import Relocation
+from bpfkit.lang.btftypes import BtfLookup
 from bpfkit.lang.codegen import Options, compile_script
 from bpfkit.lang.resources import EVENTS_MAP, CompiledScript
 from bpfkit.lang.semantic import FormatLookup, KfuncLookup
@@ -23,16 +24,23 @@ def no_formats(category: str, name: str) -> TracepointFormat | None:
 
 
 def run_script(text: str, params: tuple[str, ...] = (), formats: FormatLookup = no_formats,
-               ctx: Callable[[str], bytes | None] | None = None, kfuncs: KfuncLookup | None = None) -> str:
+               ctx: Callable[[str], bytes | None] | None = None, kfuncs: KfuncLookup | None = None,
+               btf: BtfLookup | None = None, setup: Callable[[Vm], None] | None = None) -> str:
     """Compile `text`, run BEGIN then every other probe once (with ctx from `ctx(provider)`), then END;
-    return the output as ``bpfkit trace -q`` prints it."""
-    script = compile_script(text, formats, options=Options(ncpus=2, params=params, kfuncs=kfuncs))
-    return run_compiled(script, ctx)
+    return the output as ``bpfkit trace -q`` prints it. `setup(vm)` runs first (to map fake kernel
+    memory and register helpers such as bpf_get_current_task)."""
+    script = compile_script(text, formats, options=Options(ncpus=2, params=params, kfuncs=kfuncs, btf=btf))
+    return run_compiled(script, ctx, setup)
 
 
-def run_compiled(script: CompiledScript, ctx: Callable[[str], bytes | None] | None = None) -> str:
+def run_compiled(script: CompiledScript, ctx: Callable[[str], bytes | None] | None = None,
+                 setup: Callable[[Vm], None] | None = None,
+                 cpu_of: Callable[[str], int] | None = None) -> str:
+    """Run `script` as `run_script` does; `cpu_of(provider)` picks the VM CPU each probe runs on."""
     out = io.StringIO()
     with Vm() as vm:
+        if setup is not None:
+            setup(vm)
         maps = {EVENTS_MAP: vm.create_map(script.events_map)}
         for info in script.maps:
             maps[info.name] = vm.create_map(info.spec)
@@ -56,6 +64,8 @@ def run_compiled(script: CompiledScript, ctx: Callable[[str], bytes | None] | No
                     continue
                 relocs = [Relocation(slot, name) for slot, name in probe.map_refs]
                 prog = vm.load(probe.program, maps=maps, relocations=relocs)
+                if cpu_of is not None:
+                    vm.cpu = cpu_of(provider)
                 prog.test_run(ctx=ctx(provider) if ctx is not None else None)
                 drain()
         out.write("\n\n")

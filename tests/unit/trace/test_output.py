@@ -59,3 +59,36 @@ def test_empty_maps_print_a_blank_line() -> None:
 def test_avg_rounds_toward_zero_like_c() -> None:
     info = MapInfo("a", None, agg(Kind.AVG), SPEC)
     assert format_map(info, [(q(0), q(2, -3))]) == "@a: -1\n\n"
+
+
+def _frames(kind: Kind, stack_id: int, pid: int, mode: str = "") -> str:
+    """A stand-in symbolizer: three frames, in bpftrace's or perf's layout."""
+    if mode == "perf":
+        return "".join(f"\n\tffffffff8100000{i} f{i}+{i}" for i in range(3)) + "\n"
+    return "".join(f"\n    f{i}+{i}" for i in range(3)) + "\n"
+
+
+def test_stack_limits_and_value_indentation() -> None:
+    from dataclasses import replace
+
+    from bpfkit.lang.types import KSTACK
+    from bpfkit.trace.output import value_stack
+
+    two = replace(KSTACK, limit=2)
+    assert decode(two, q(5), _frames) == "\n    f0+0\n    f1+1\n"
+    assert decode(replace(KSTACK, limit=9), q(5), _frames) == _frames(Kind.KSTACK, 5, 0)
+    perf = replace(KSTACK, fmt="perf", limit=1)
+    assert decode(perf, q(5), _frames) == "\n\tffffffff81000000 f0+0\n"
+    assert value_stack(two, "\n    f0+0\n") == "\n        f0+0\n"  # printf and map values: 8 spaces
+    assert value_stack(perf, "\n\tx f\n") == "\n\tx f\n"
+    info = MapInfo("k", INT64, two, SPEC)
+    assert format_map(info, [(q(1), q(5))], _frames) == "@k[1]: \n        f0+0\n        f1+1\n\n"
+
+
+def test_print_top_and_div_on_plain_maps() -> None:
+    info = MapInfo("a", INT64, INT64, SPEC)
+    items = [(q(k), q(v)) for k, v in ((1, 10), (2, 25), (3, -7), (4, 100))]
+    assert format_map(info, items, top=2) == "@a[2]: 25\n@a[4]: 100\n"
+    assert format_map(info, items, div=10) == "@a[3]: 0\n@a[1]: 1\n@a[2]: 2\n@a[4]: 10\n"
+    stats = MapInfo("s", None, agg(Kind.STATS), SPEC)
+    assert format_map(stats, [(q(0), q(2, 10))], top=1, div=3) == "@s: count 2, average 5, total 10\n\n"
