@@ -7,7 +7,9 @@ safely is pruned; one equal to a state still on the current path can only loop f
 refused; otherwise it is kept as a checkpoint. `Checkpoint.branches` counts the paths still running
 below a checkpoint, so a checkpoint is used for pruning only once everything below it is verified.
 Loops through `may_goto` and through bpf_loop's callback may prune against a checkpoint still in
-progress (the runtime bounds them), as the kernel allows.
+progress (the runtime bounds them), as the kernel allows; there, scalars no check needed are widened so
+the loop converges. Only the scalars a check below a checkpoint relied on must be covered
+(`bpfkit.vm.verifier.precision`), and registers no later instruction reads are ignored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bpfkit.isa.opcodes import Kind
+from bpfkit.uapi.enums import MapType
 from bpfkit.uapi.insn import AtomicOp, PseudoCall, PseudoSrc
 from bpfkit.vm.verifier import alu, branches, calls, memory
 from bpfkit.vm.verifier.cfg import Op
@@ -394,7 +397,7 @@ class Explorer:
         if src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
             return pointer(RegType.MAP_PTR, map=info)
         offset = (insn.imm >> 32) & 0xFFFFFFFF
-        if info.type != 2 or info.max_entries != 1:  # MapType.ARRAY with one element
+        if info.type != MapType.ARRAY or info.max_entries != 1:
             raise Refusal(op.slot, "map does not support direct value access",
                           "direct value loads (global data) need an array map with one element")
         if offset >= info.value_size:
