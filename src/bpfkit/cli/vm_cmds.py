@@ -5,6 +5,10 @@
 running kernel's config) and prints r0; `--trace` prints every executed instruction with the registers
 after it.
 
+`vm jit-dump FILE` compiles the program with the x86-64 JIT and prints its native code, each piece under
+a `; ...` comment naming the eBPF instruction (or JIT routine) it came from, the way `bpftool prog dump
+jited` shows a kernel program: disassembled with capstone when it is installed, else as hex bytes.
+
 `vm conformance-plugin` speaks the plugin protocol of the bpf_conformance runner, so the VM can be
 checked by that runner (through a two-line wrapper script, as the runner runs a single executable):
 the program arrives on stdin as hex bytes on one line (or as `--program HEX`), the memory as hex bytes
@@ -21,16 +25,19 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bpfkit.elf import is_elf
 from bpfkit.errors import AsmError, BpfkitError
 from bpfkit.isa import Instruction, assemble, decode
 from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi.enums import ProgType
-from bpfkit.vm import DEFAULT_BUDGET, ENGINES, EngineName, TraceStep, Vm, conformance_helpers
+from bpfkit.vm import DEFAULT_BUDGET, ENGINES, EngineName, TraceStep, Vm, VmProgram, conformance_helpers
+
+if TYPE_CHECKING:
+    from bpfkit.vm.jit.compile import CompiledCode
 
 _HEX_TEXT = re.compile(r"^(?:\s|0[xX]|[0-9a-fA-F])*$")
 _UBPF_HINT = re.compile(r"%r\d")
@@ -87,7 +94,7 @@ def _pick_program(specs: dict[str, ProgramSpec], section: str | None, name: str)
     raise BpfkitError(f"{name}: no program in section {section!r} (programs: {known})")
 
 
-def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[object, ProgType | None]:
+def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[VmProgram, ProgType | None]:
     """Load FILE into `vm`: (VmProgram, program type)."""
     name = args.file
     prog_type = _prog_type(args.type) if args.type else None
@@ -155,8 +162,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     prog, _ = _load(vm, data, args)
     trace: list[TraceStep] | None = [] if args.trace else None
     try:
-        result = prog.test_run(mem, ctx, engine=args.engine, trace=trace)  # type: ignore[attr-defined]
+        result = prog.test_run(mem, ctx, engine=args.engine, trace=trace)
     finally:
+        prog.close()  # the JIT's native code
         if trace:
             for step in trace:
                 print(step)
@@ -169,6 +177,119 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- vm jit-dump ---------------------------------------------------------------------------------
+
+NativeInsn = tuple[int, bytes, str, str]
+"""One disassembled x86-64 instruction: address, bytes, mnemonic, operands."""
+Disassembler = Callable[[bytes, int], list[NativeInsn]]
+
+
+def capstone_disassembler() -> Disassembler | None:
+    """An x86-64 disassembler from capstone (Intel syntax), or None when capstone is not installed (it is
+    optional: `pip install capstone`)."""
+    try:
+        import capstone  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+
+    def disassemble(code: bytes, address: int) -> list[NativeInsn]:
+        return [(i.address, bytes(i.bytes), i.mnemonic, i.op_str) for i in md.disasm(code, address)]
+
+    return disassemble
+
+
+def jit_code(prog: VmProgram) -> CompiledCode:
+    """The JIT's code for `prog`: the very code a run would execute (map value addresses are host
+    addresses), or, where native code cannot run, the same compilation without a VM's memory."""
+    from bpfkit.vm.jit import jit_supported, program_for, runtime_for
+    from bpfkit.vm.jit.compile import Compiler
+
+    if jit_supported() is None:
+        return program_for(prog.loaded, runtime_for(prog.vm.mem)).compiled
+    return Compiler(prog.loaded).compile()
+
+
+def _insn_text(prog: VmProgram, slot: int, dialect: str) -> str:
+    step = prog.loaded.steps[slot]
+    assert step is not None  # marks name instruction slots only
+    if dialect == "ubpf":
+        from bpfkit.isa.ubpf import format_ubpf
+
+        return format_ubpf(step.insn, slot=slot)
+    from bpfkit.isa.disasm import format_insn
+
+    return format_insn(step.insn, pc=slot, helper_names=True)
+
+
+def jit_listing(prog: VmProgram, code: CompiledCode, disassemble: Disassembler | None,
+                dialect: str = "llvm") -> list[dict[str, Any]]:
+    """The code cut at its marks: one block per eBPF instruction or JIT routine, in code order, with
+    its bytes and (given a disassembler) its x86-64 instructions."""
+    blocks: list[dict[str, Any]] = []
+    marks = code.marks
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].offset if i + 1 < len(marks) else len(code.code)
+        data = code.code[mark.offset:end]
+        block: dict[str, Any] = {
+            "offset": mark.offset, "size": len(data), "pc": mark.slot,
+            "insn": _insn_text(prog, mark.slot, dialect) if mark.slot is not None else None,
+            "routine": mark.name or None, "bytes": data.hex(), "native": None}
+        if disassemble is not None:
+            native = disassemble(data, mark.offset)
+            done = sum(len(raw) for _, raw, _, _ in native)
+            if done < len(data):  # bytes capstone could not decode: shown as data, never dropped
+                native.append((mark.offset + done, data[done:], ".byte",
+                               ", ".join(f"{b:#04x}" for b in data[done:])))
+            block["native"] = [{"addr": addr, "bytes": raw.hex(), "mnemonic": mnem, "operands": ops}
+                               for addr, raw, mnem, ops in native]
+        blocks.append(block)
+    return blocks
+
+
+def _render_listing(name: str, code: CompiledCode, blocks: list[dict[str, Any]], note: str | None) -> str:
+    width = max(2, len(f"{len(code.code):x}"))
+    lines = [f"{name}:  ; {len(code.code)} bytes of x86-64, {code.checked} checked and {code.unchecked} "
+             f"unchecked memory accesses"]
+    if note:
+        lines.append(note)
+    for block in blocks:
+        lines.append(f"; {block['insn']}" if block["pc"] is not None else f"; <{block['routine']}>")
+        if block["native"] is not None:
+            for n in block["native"]:
+                spaced = " ".join(n["bytes"][i:i + 2] for i in range(0, len(n["bytes"]), 2))
+                lines.append(f"{n['addr']:>{width + 2}x}:\t{spaced:<29}\t{n['mnemonic']} {n['operands']}"
+                             .rstrip())
+            continue
+        data = bytes.fromhex(block["bytes"])
+        for at in range(0, len(data), 16):
+            chunk = data[at:at + 16]
+            lines.append(f"{block['offset'] + at:>{width + 2}x}:\t{chunk.hex(' ')}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_jit_dump(args: argparse.Namespace) -> int:
+    data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    vm = Vm(helpers=conformance_helpers() if args.conformance_helpers else None)
+    prog, _ = _load(vm, data, args)
+    try:
+        code = jit_code(prog)
+        disassemble = None if args.raw else capstone_disassembler()
+        dialect = "ubpf" if args.dialect == "ubpf" else "llvm"
+        blocks = jit_listing(prog, code, disassemble, dialect)
+    finally:
+        prog.close()
+    if args.json:
+        print(json.dumps({"name": prog.name, "size": len(code.code), "entry": code.entry,
+                          "functions": {str(k): v for k, v in sorted(code.functions.items())},
+                          "checked": code.checked, "unchecked": code.unchecked,
+                          "disassembler": None if disassemble is None else "capstone", "blocks": blocks}))
+        return 0
+    note = None if disassemble is not None or args.raw else "; (install capstone for disassembly)"
+    sys.stdout.write(_render_listing(prog.name, code, blocks, note))
+    return 0
+
+
 # -- vm conformance-plugin -----------------------------------------------------------------------
 
 def run_plugin_program(program: bytes, memory: bytes, engine: EngineName = "fast") -> int:
@@ -176,7 +297,8 @@ def run_plugin_program(program: bytes, memory: bytes, engine: EngineName = "fast
     length) with the conformance suite's helpers. Raises `BpfkitError` when bpfkit refuses the program
     or it faults."""
     vm = Vm(helpers=conformance_helpers(), engine=engine, budget=1_000_000)
-    return vm.load(decode(program), name="plugin").test_run(memory).retval
+    with vm.load(decode(program), name="plugin") as prog:
+        return prog.test_run(memory).retval
 
 
 def plugin_main(argv: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -266,8 +388,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-j", "--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_run)
 
+    p = verbs.add_parser("jit-dump", help="print the x86-64 code the JIT makes of a program, under the eBPF "
+                         "instruction each piece came from (disassembled when capstone is installed)")
+    p.add_argument("file", help="assembly listing, raw/hex bytecode or ELF object ('-' for stdin)")
+    p.add_argument("--section", help="ELF: the program's section (or function) name")
+    p.add_argument("--dialect", choices=("auto", "llvm", "ubpf"), default="auto",
+                   help="assembly dialect of FILE and of the eBPF comments (default: auto; comments: llvm)")
+    p.add_argument("--raw", action="store_true", help="hex bytes, no disassembly")
+    p.add_argument("--type", help="program type (xdp, socket_filter...); default: the ELF section's")
+    p.add_argument("--btf", metavar="PATH", help="ELF: the BTF to apply CO-RE relocations against")
+    p.add_argument("--kconfig", metavar="NAME=VALUE", action="append",
+                   help="ELF: a .kconfig value; repeatable")
+    p.add_argument("--conformance-helpers", action="store_true",
+                   help="the conformance suite's helpers instead of the kernel-like ones")
+    p.add_argument("-j", "--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_jit_dump)
+
     p = verbs.add_parser("conformance-plugin", help="bpf_conformance plugin: program hex on stdin, memory "
                          "hex as the first argument; prints r0 in hex")
     p.add_argument("args", nargs=argparse.REMAINDER, help="[MEMORY_HEX] [--engine NAME] [--interpret] "
                    "[--jit] [--program HEX]")
     p.set_defaults(func=cmd_plugin)
+
+    from bpfkit.cli import vm_verify_cmds  # imports this module's loading helpers
+
+    vm_verify_cmds.register_verbs(verbs)

@@ -23,7 +23,7 @@ read-only and always points at the current frame), as are the slots the caller l
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bpfkit.errors import VmError
 from bpfkit.isa.instruction import Instruction
@@ -94,6 +94,19 @@ class CompiledCode:
     """Memory instructions compiled with a bounds check."""
     unchecked: int = 0
     """Memory instructions compiled without one (proven safe, or unsafe mode)."""
+    marks: list[CodeMark] = field(default_factory=list)
+    """Where each piece of the code starts, in code order (for listings such as `vm jit-dump`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeMark:
+    """The start of a piece of native code: the eBPF instruction at `slot`, or (slot None) a routine
+    named `name` (entry stub, a function's prologue, epilogue or out-of-line stubs, memslow...). A piece
+    runs up to the next mark; pieces may be empty (a jump to the next instruction)."""
+
+    offset: int
+    slot: int | None
+    name: str = ""
 
 
 class _Function:
@@ -165,6 +178,8 @@ class Compiler:
         self._errors: dict[tuple[Status, int], Label] = {}
         self.caches = DATA_CALLX + 16 * (len(program.functions) + 1)
         """Offset of the inline caches in the data area (after the callbacks and the callx table)."""
+        self._marks: list[tuple[Label, int | None, str]] = []
+        """Labels starting each piece of code (slot or routine name), turned into `CodeMark`s."""
 
     # -- driver -----------------------------------------------------------------------------------
     def compile(self) -> CompiledCode:
@@ -182,7 +197,16 @@ class Compiler:
         functions = {slot: lbl.offset for slot, lbl in self.function_labels.items()
                      if lbl.offset is not None}
         return CompiledCode(code, data_size, entry.offset, functions, self.sites, self.caches,
-                            self.checked, self.unchecked)
+                            self.checked, self.unchecked, self._code_marks(entry))
+
+    def _code_marks(self, entry: Label) -> list[CodeMark]:
+        routines = ((entry, "entry stub"), (self.exit_common, "common exit"),
+                    (self.memforce, "memory fault path"), (self.memslow, "memory slow path"),
+                    (self.callx_resolve, "callx resolver"))
+        pairs = [(lbl, None, name) for lbl, name in routines] + self._marks
+        marks = [CodeMark(lbl.offset, slot, name) for lbl, slot, name in pairs if lbl.offset is not None]
+        marks.sort(key=lambda m: m.offset)  # stable: a routine bound at the same offset stays first
+        return marks
 
     def _error(self, status: Status, pc: int) -> Label:
         """A stub that leaves the run with `status` at `pc` (one per status and pc)."""
@@ -247,6 +271,7 @@ class Compiler:
         self.labels = {slot: Label(f"{fn.entry}:{slot}") for slot in fn.order}
         self.epilogue = Label(f"F_{fn.entry}.exit")
         a.bind(self.function_labels[fn.entry])
+        self._marks.append((self.function_labels[fn.entry], None, f"function {fn.entry}: prologue"))
         for reg in _CALLEE_SAVED:
             a.push(reg)
         if fn.may_goto:
@@ -274,6 +299,7 @@ class Compiler:
             step = program.steps[slot]
             assert step is not None
             a.bind(self.labels[slot])
+            self._marks.append((self.labels[slot], slot, ""))
             if slot in fn.leaders or not segment_open:
                 count = self._segment_length(fn, slot)
                 a.alu(Alu.SUB, block("remain"), count)
@@ -284,12 +310,17 @@ class Compiler:
             if step.kind in _SEGMENT_ENDS:
                 segment_open = False
         a.bind(self.epilogue)
+        self._marks.append((self.epilogue, None, f"function {fn.entry}: epilogue"))
         a.dec(block("depth"))
         if fn.may_goto:
             a.alu(Alu.ADD, Gp.RSP, 16)
         for reg in reversed(_CALLEE_SAVED):
             a.pop(reg)
         a.ret()
+        if self.stubs:
+            stubs = Label(f"F_{fn.entry}.stubs")
+            a.bind(stubs)
+            self._marks.append((stubs, None, f"function {fn.entry}: out-of-line paths"))
         self._flush_stubs()
 
     def _segment_length(self, fn: _Function, slot: int) -> int:
