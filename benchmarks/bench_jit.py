@@ -17,43 +17,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+# The same two programs as bench_vm.py (a sibling script), so the figures of both scripts compare.
+from bench_vm import PACKET, arithmetic_loop, xdp_parser
+
 from bpfkit.isa import Builder, Instruction
-from bpfkit.uapi.enums import ProgType, XdpAction
+from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import AtomicOp, Reg
 from bpfkit.vm import Vm
 from bpfkit.vm.jit import Compiler, JitProgram, jit_supported, runtime_for
 from bpfkit.vm.translate import Translated
 
 R = Reg
-PACKET = (bytes(6) + bytes([2] * 6) + b"\x08\x00"
-          + bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
-          + b"\x30\x39\x00\x35\x00\x08\x00\x00" + bytes(18))
-
-
-def arithmetic_loop() -> list[Instruction]:
-    """1000 dependent ALU ops: 250 iterations of (mul, add, xor, rsh) on r0 with a counter."""
-    b = Builder().mov(R.R0, 1).mov(R.R1, 250).label("loop")
-    b.alu("mul", R.R0, 0x9E3779B1).add(R.R0, R.R1).alu("xor", R.R0, 0x5BD1E995).alu("rsh", R.R0, 1)
-    b.sub(R.R1, 1).jmp("jne", R.R1, 0, "loop").exit()
-    return b.build()
-
-
-def xdp_parser() -> list[Instruction]:
-    """Ethernet -> IPv4 -> UDP port 53 with bounds checks, as a verified XDP program would do it."""
-    b = Builder()
-    b.ldx(4, R.R2, R.R1, 0).ldx(4, R.R3, R.R1, 4)
-    b.mov(R.R4, R.R2).add(R.R4, 14).jmp("jgt", R.R4, R.R3, "drop")
-    b.ldx(2, R.R5, R.R2, 12).jmp("jne", R.R5, 0x0008, "pass")
-    b.mov(R.R4, R.R2).add(R.R4, 34).jmp("jgt", R.R4, R.R3, "drop")
-    b.ldx(1, R.R5, R.R2, 14).alu("and", R.R5, 0x0F).alu("lsh", R.R5, 2)
-    b.jmp("jlt", R.R5, 20, "drop")
-    b.ldx(1, R.R6, R.R2, 23).jmp("jne", R.R6, 17, "pass")
-    b.mov(R.R4, R.R2).add(R.R4, R.R5).add(R.R4, 14)
-    b.mov(R.R7, R.R4).add(R.R7, 8).jmp("jgt", R.R7, R.R3, "drop")
-    b.ldx(2, R.R6, R.R4, 2).endian(R.R6, 16, "be").jmp("jeq", R.R6, 53, "drop")
-    b.label("pass").mov(R.R0, int(XdpAction.PASS)).exit()
-    b.label("drop").mov(R.R0, int(XdpAction.DROP)).exit()
-    return b.build()
 
 
 def thousand_instructions(seed: int = 1) -> list[Instruction]:
