@@ -201,6 +201,9 @@ def tail_call(rt: RunState, ctx: int, m: int, index: int, _4: int, _5: int) -> i
         raise VmHelperError("bpf_tail_call needs a BPF_MAP_TYPE_PROG_ARRAY map")
     target = vm_map.programs.get(index & 0xFFFFFFFF)
     loaded = getattr(target, "loaded", None)
+    guard = getattr(target, "check_tail_call", None)
+    if guard is not None:  # a verified program runs only in the context it was verified for
+        guard(rt)
     result = rt.tail_call(ctx, loaded)
     if result is None:
         return _neg(ENOENT)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bpfkit.errors import BpfkitError, VmError, VmLimitError
+from bpfkit.errors import BpfkitError, VmError, VmHelperError, VmLimitError
 from bpfkit.isa.builder import Relocation
 from bpfkit.isa.instruction import Instruction
 from bpfkit.obj.spec import MapSpec, ProgramSpec
@@ -155,7 +155,9 @@ class Vm:
         With `verify`, bpfkit's own verifier (`bpfkit.vm.verifier.verify`) checks the program first
         and raises `VerificationError` if the kernel's rules would refuse it; the result is kept in
         `VmProgram.verification`. `mem_size` is, for raw-memory programs (no `prog_type`), the number
-        of bytes the verifier may assume r1 points to (runs must pass at least that much data).
+        of bytes the verifier may assume r1 points to (runs must pass at least that much data). A
+        verified program run by the JIT skips the bounds checks of the accesses in
+        `VerifierResult.proven_safe`; it is refused runs (and tail calls) it was not verified for.
 
         Map references: BPF_PSEUDO_MAP_FD/MAP_VALUE immediates are `VmMap.fd`s; MAP_IDX/MAP_IDX_VALUE
         index `maps` (a sequence, like the kernel's fd_array); `relocations` (from `Builder`) name maps
@@ -299,6 +301,10 @@ class VmProgram:
             raise VmError(f"unknown engine {chosen!r} (choose from {', '.join(ENGINES)})")
         chosen = _available(chosen)
         limit = vm.budget if budget == "default" else budget
+        verified = self.verification
+        if verified is not None and len(data) < verified.mem_size:
+            raise VmError(f"program {self.name!r} was verified for {verified.mem_size} bytes of data; "
+                          f"this run passes {len(data)}: pass at least {verified.mem_size} bytes")
         if repeat < 1:
             repeat = 1
         context = vm._context(self.prog_type, bytes(data), ctx)
@@ -317,8 +323,11 @@ class VmProgram:
         start = time.perf_counter_ns()
         try:
             if chosen == "jit":
-                from bpfkit.vm.jit import run_native
+                from bpfkit.vm.jit import JitOptions, run_native, set_options
 
+                if verified is not None and "jit_options" not in self.loaded.cache:
+                    # Accesses the verifier proved in bounds run unchecked (its `proven_safe` contract).
+                    set_options(self.loaded, JitOptions(proven_safe=verified.proven_safe))
                 retval = run_native(rt, self.loaded, setup.args, repeat)
             for _ in range(repeat if chosen != "jit" else 0):
                 rt.n = 0
@@ -342,6 +351,24 @@ class VmProgram:
         rt.context = context
         rt.ctx = setup.args[0]
         return Interpreter(rt, self.loaded, 0, setup.args, trace)
+
+    def check_tail_call(self, rt: RunState) -> None:
+        """Refuse a tail call into this program from a run it was not verified for: another kind of
+        context, or less raw data than the verified `mem_size` (the JIT relies on both for the
+        accesses it runs unchecked; the kernel refuses programs of another type in a prog array)."""
+        verified = self.verification
+        if verified is None:
+            return
+        context = rt.context
+        expected = type(self.vm._context(self.prog_type, bytes(64), None))
+        if type(context) is not expected:
+            raise VmHelperError(f"bpf_tail_call: program {self.name!r} was verified as "
+                                f"{self.prog_type.name if self.prog_type is not None else 'raw memory'} "
+                                f"and cannot run on this run's {type(context).__name__}")
+        size = len(getattr(context, "buf", b""))
+        if size < verified.mem_size:
+            raise VmHelperError(f"bpf_tail_call: program {self.name!r} was verified for "
+                                f"{verified.mem_size} bytes of data; this run has {size}")
 
     def set_tail_call(self, prog_array: VmMap, index: int) -> None:
         """Put this program in `prog_array` at `index`."""

@@ -5,9 +5,14 @@ program sees are real host addresses of the VM's regions; every memory access no
 inline against the region table and faults with the same `VmMemoryError` as the interpreter. Helpers are
 the VM's own, called back through ctypes with addresses translated at the boundary.
 
-Until bpfkit's verifier exists, every program runs in this checked mode. `set_options(program,
-JitOptions(unsafe=True))` compiles without checks, for programs a verifier accepted; `proven_safe`
-lists slots whose accesses were proven in bounds.
+A program loaded with `Vm.load(..., verify=True)` runs with the accesses in its
+`VerifierResult.proven_safe` unchecked; any other program runs checked. `set_options(program,
+JitOptions(...))` overrides that: `proven_safe` lists slots whose accesses need no check, `unsafe` drops
+every check. The contract for `proven_safe`: at each listed slot, on every path, the base register
+holds the real address of a plain host buffer (a stack frame, map value, raw memory or ring buffer
+record, or the packet up to data_end: never a hooked context) that covers the access; the caller
+guarantees the run matches what was verified (`VmProgram.test_run` refuses raw data shorter than the
+verified `mem_size`).
 
 On a machine that is not x86-64 Linux, the VM falls back to the fast engine with a warning
 (`jit_supported()` says why).

@@ -17,7 +17,9 @@ cache of the last region that instruction touched (start, count). A miss calls `
 region table; it fills the cache for plain regions, answers loads of a hooked context's pointer fields
 from the region's field list, and hands everything else (stores to hooked regions, faults) to Python.
 Accesses through r10 at a constant offset inside the frame are proven safe by construction (r10 is
-read-only and always points at the current frame), as are the slots the caller lists in `proven_safe`.
+read-only and always points at the current frame), as are the slots the caller lists in `proven_safe`:
+the caller promises that at those slots the base register always holds the real address of a plain
+(unhooked) host buffer covering the access, which is what `VerifierResult.proven_safe` proves.
 """
 
 from __future__ import annotations

@@ -53,6 +53,16 @@ class VerifierResult:
     stack_depths: Mapping[int, int]
     subprograms: tuple[int, ...]
     log: str = ""
+    proven_safe: frozenset[int] = frozenset()
+    """Slots of loads, stores and atomics that every verified path proved in bounds of a region the
+    JIT may access without a check (`memory.UNCHECKED_TYPES`: stack, map value, raw memory or ring
+    buffer record, packet up to data_end; never the context or packet metadata). The contract with
+    `bpfkit.vm.jit` (`JitOptions.proven_safe`): at such a slot the base register holds the real
+    address of a host buffer that covers the access, PROVIDED the run matches what was verified: the
+    same program type, and for raw memory at least `mem_size` bytes of data (the VM checks that
+    before entering native code). Slots never reached are not listed."""
+    mem_size: int = 0
+    """The raw-memory size the program was verified for (`verify(mem_size=...)`)."""
 
 
 def _map_info(obj: Any, where: str) -> MapInfo:
@@ -145,7 +155,9 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
         log.lines.append(f"processed {env.processed} insns (limit {limit}) total_states {env.states} "
                          f"peak_states {env.peak_states}")
     return VerifierResult(env.processed, env.states, env.peak_states, env.pruned, max_stack,
-                          dict(env.stack_depth), tuple(prog.subprogs), log.text() if log else "")
+                          dict(env.stack_depth), tuple(prog.subprogs), log.text() if log else "",
+                          frozenset(slot for slot, safe in env.access_safe.items() if safe),
+                          mem_size if prog_type is None else 0)
 
 
 def verify_program(spec: ProgramSpec, maps: Mapping[str, Any], *, log_level: int = 0,

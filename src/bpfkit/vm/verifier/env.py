@@ -46,10 +46,18 @@ class Env:
     """Subprogram entry -> deepest stack byte it touched."""
     insn: int = 0
     """The instruction being checked."""
+    access_safe: dict[int, bool] = field(default_factory=dict)
+    """Slot -> whether every load/store checked there so far went through a plain host-memory region
+    (see `VerifierResult.proven_safe`)."""
 
     def new_id(self) -> int:
         self.next_id += 1
         return self.next_id
+
+    def note_access(self, safe: bool) -> None:
+        """Record that the memory access at the current slot passed its check; `safe` says whether
+        the region it went to is one the JIT may access without a check."""
+        self.access_safe[self.insn] = safe and self.access_safe.get(self.insn, True)
 
     def touch_stack(self, subprog: int, depth: int) -> None:
         if depth > self.stack_depth.get(subprog, 0):

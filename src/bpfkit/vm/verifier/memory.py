@@ -278,9 +278,26 @@ def _check_packet(env: Env, regno: int, reg: Reg, off: int, size: int, write: bo
                       f"...`) before this access: only {reg.range} bytes are known to be in the packet")
 
 
+UNCHECKED_TYPES = frozenset({RegType.STACK, RegType.MAP_VALUE, RegType.MEM, RegType.PACKET})
+"""Pointer types whose proven accesses the JIT may emit without a bounds check: the VM backs each with
+one plain host buffer covering the proven range (stack frames, map values, raw memory and ring buffer
+records, the packet up to data_end). Not the context (the JIT answers its pointer fields and stores
+through hooks) nor packet metadata (proven against `data`, a different bound)."""
+
+
 def check_access(env: Env, st: State, regno: int, off: int, size: int, *, write: bool,
                  value: Reg | None = None, imm: int | None = None, signed: bool = False) -> Reg | None:
-    """Check one load or store through register `regno`; for a load, the value it gives."""
+    """Check one load or store through register `regno`; for a load, the value it gives. A passed
+    check is recorded for the slot (`Env.note_access`)."""
+    reg = st.regs[regno]
+    safe = reg.type in UNCHECKED_TYPES and not reg.maybe_null
+    result = _check_access(env, st, regno, off, size, write=write, value=value, imm=imm, signed=signed)
+    env.note_access(safe)
+    return result
+
+
+def _check_access(env: Env, st: State, regno: int, off: int, size: int, *, write: bool,
+                  value: Reg | None, imm: int | None, signed: bool) -> Reg | None:
     reg = st.regs[regno]
     t = reg.type
     if reg.maybe_null or t in (RegType.NOT_INIT, RegType.SCALAR, RegType.MAP_PTR, RegType.PACKET_END,
