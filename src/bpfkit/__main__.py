@@ -1,7 +1,5 @@
 """`python -m bpfkit` runs the command line."""
 
-import sys
+from bpfkit.cli.main import entry
 
-from bpfkit.cli.main import main
-
-sys.exit(main())
+entry()

@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from bpfkit.lang.codegen import Options, compile_script
     from bpfkit.lang.parser import parse
-    from bpfkit.lang.printer import dump_ast
     from bpfkit.trace.child import HeldChild
     from bpfkit.trace.runtime import RunOptions, Tracer, check_probes_supported
     from bpfkit.trace.system import (
@@ -76,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         script = compile_script(text, tracepoint_format, name=name, options=options, expand=expand)
         if args.debug:
             from bpfkit.isa.disasm import disassemble_llvm
+            from bpfkit.lang.printer import dump_ast
 
             print(dump_ast(parse(text, name)))
             for probe in script.probes:

@@ -2,8 +2,37 @@
 decoding of record bytes (struct formats, ctypes, BTF). The kernel readers live in `bpfkit.kernel`
 (`ringbuf`, `perfbuf`, `trace_pipe`)."""
 
-from bpfkit.events.decode import DecodeError, btf_decoder, ctypes_decoder, struct_decoder
-from bpfkit.events.trace_pipe import LostEvents, TraceEvent, TraceParseError, parse_line
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpfkit.events.decode import DecodeError, btf_decoder, ctypes_decoder, struct_decoder
+    from bpfkit.events.trace_pipe import LostEvents, TraceEvent, TraceParseError, parse_line
+
+# Imported on first use (PEP 562): the ring buffer reader imports `bpfkit.events.ringbuf` on the start-up
+# path of `bpfkit trace`, and must not pull in the BTF decoder with it.
+_LAZY = {
+    "DecodeError": "bpfkit.events.decode",
+    "btf_decoder": "bpfkit.events.decode",
+    "ctypes_decoder": "bpfkit.events.decode",
+    "struct_decoder": "bpfkit.events.decode",
+    "LostEvents": "bpfkit.events.trace_pipe",
+    "TraceEvent": "bpfkit.events.trace_pipe",
+    "TraceParseError": "bpfkit.events.trace_pipe",
+    "parse_line": "bpfkit.events.trace_pipe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DecodeError",

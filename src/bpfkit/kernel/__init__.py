@@ -5,11 +5,45 @@ Every system call goes through `bpfkit.kernel.syscall` (replaceable by a fake in
 file descriptors; `features` says what the running kernel supports.
 """
 
-from bpfkit.kernel.codec import Codec, CodecError
-from bpfkit.kernel.fd import Fd
-from bpfkit.kernel.maps import Map, MapInfo, MapOperationError
-from bpfkit.kernel.programs import Program, ProgramInfo, TestRunResult
-from bpfkit.kernel.syscall import LinuxSyscalls, Syscalls, current, override
+# The names below are imported on first use (PEP 562): `bpfkit trace` imports a few submodules
+# and must not pay for the rest (start-up is a hot path).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.codec import Codec, CodecError
+    from bpfkit.kernel.fd import Fd
+    from bpfkit.kernel.maps import Map, MapInfo, MapOperationError
+    from bpfkit.kernel.programs import Program, ProgramInfo, TestRunResult
+    from bpfkit.kernel.syscall import LinuxSyscalls, Syscalls, current, override
+
+_LAZY = {
+    "Codec": "bpfkit.kernel.codec",
+    "CodecError": "bpfkit.kernel.codec",
+    "Fd": "bpfkit.kernel.fd",
+    "Map": "bpfkit.kernel.maps",
+    "MapInfo": "bpfkit.kernel.maps",
+    "MapOperationError": "bpfkit.kernel.maps",
+    "Program": "bpfkit.kernel.programs",
+    "ProgramInfo": "bpfkit.kernel.programs",
+    "TestRunResult": "bpfkit.kernel.programs",
+    "LinuxSyscalls": "bpfkit.kernel.syscall",
+    "Syscalls": "bpfkit.kernel.syscall",
+    "current": "bpfkit.kernel.syscall",
+    "override": "bpfkit.kernel.syscall",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Codec",

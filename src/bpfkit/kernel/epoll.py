@@ -6,9 +6,12 @@ register the epoll fd itself with the running loop, which reports it readable wh
 
 from __future__ import annotations
 
-import asyncio
 import errno as _errno
 import select
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 from bpfkit.errors import KernelError
 
@@ -54,6 +57,8 @@ class Poller:
         buffers again, so a wakeup the kernel coalesced or that arrived while the epoll fd was being
         registered with the loop costs at most that delay instead of a hang.
         """
+        import asyncio  # here, not at the top: asyncio costs ~15 ms of start-up to blocking readers
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         fd = self.fileno()

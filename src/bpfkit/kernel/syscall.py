@@ -13,7 +13,6 @@ import ctypes
 import errno as _errno
 import mmap as _mmap
 import os
-import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -81,7 +80,7 @@ class LinuxSyscalls(Syscalls):
     """The real system calls, through the C library's `syscall(2)` wrapper and ctypes."""
 
     def __init__(self, machine: str | None = None) -> None:
-        machine = machine or platform.machine()
+        machine = machine or os.uname().machine  # platform.machine() costs ~1 ms to import
         numbers = SYSCALL_NUMBERS.get(machine)
         if numbers is None:
             raise KernelError("bpf", _errno.ENOSYS, f"bpfkit does not know bpf(2)'s number on {machine}")

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bpfkit.btf import Spec
-from bpfkit.btf.types import Array, Composite, EnumBase, Int, Ptr, Struct, Union
 from bpfkit.errors import BtfError
 from bpfkit.lang.types import STRING, STRLEN, Kind, Type, int_type, pointer_to, record
+
+if TYPE_CHECKING:
+    # Imported at run time only by the functions that are handed a Spec (which has loaded the BTF
+    # package already): scripts that never touch kernel types do not pay for importing it.
+    from bpfkit.btf import Spec
 
 #: Gives the kernel's BTF on demand (None when the system has none).
 BtfLookup = Callable[[], "Spec | None"]
@@ -49,6 +53,8 @@ def lang_type(spec: Spec, type_id: int, *, user: bool = False, depth: int = 0) -
     Integers and enums keep their width and signedness; pointers keep what they point to; structs
     and unions become RECORDs; arrays of chars become strings.
     """
+    from bpfkit.btf.types import Array, EnumBase, Int, Ptr, Struct, Union
+
     t = spec.resolve(type_id)
     if isinstance(t, Int):
         if t.size in (1, 2, 4, 8):
@@ -74,6 +80,8 @@ def lang_type(spec: Spec, type_id: int, *, user: bool = False, depth: int = 0) -
 
 def named_type(spec: Spec, name: str, pointer: int) -> Type | None:
     """The type a cast names: ``struct task_struct`` with `pointer` stars (None if BTF lacks it)."""
+    from bpfkit.btf.types import Composite, Struct, Union
+
     kind: type[Composite] | None = None
     bare = name
     if name.startswith("struct "):

@@ -11,7 +11,6 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bpfkit.btf import Spec
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
 from bpfkit.lang.btftypes import BtfLookup, named_type
@@ -32,6 +31,7 @@ from bpfkit.lang.types import (
 )
 
 if TYPE_CHECKING:
+    from bpfkit.btf import Spec
     from bpfkit.lang.semantic import Analysis
 
 _STRUCT_POINTER = re.compile(r"(?:const\s+)?(struct|union)\s+(\w+)\s*\*")

@@ -1,38 +1,42 @@
 """Attach a loaded probe program to its attach point, per provider.
 
-Uses the kernel layer's attach modules; returns what must be closed to detach.
+Uses the kernel layer's attach modules; returns what must be closed to detach. Each kind's module is
+imported when a probe of that kind is attached: start-up is a hot path, and the uprobe module alone pulls
+in the ELF reader.
 """
 
 from __future__ import annotations
 
 from bpfkit.errors import NotSupportedError
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
-from bpfkit.kernel.attach.kprobe import attach_kprobe, probe_kprobes
-from bpfkit.kernel.attach.perf_event import attach_perf_event
-from bpfkit.kernel.attach.raw_tracepoint import attach_raw_tracepoint
-from bpfkit.kernel.attach.tracepoint import attach_tracepoint
-from bpfkit.kernel.attach.tracing import attach_tracing
-from bpfkit.kernel.attach.uprobe import attach_uprobe
 from bpfkit.kernel.programs import Program
 from bpfkit.lang import ast
 from bpfkit.lang.probes import TIME_UNITS
 from bpfkit.trace.system import SOFTWARE_EVENTS
-from bpfkit.uapi.perf import PerfSwId, PerfType
 
 
 def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> AttachedLink | LinkGroup:
     """Attach `prog` at `ap`; `pid` restricts uprobes and perf events to one process."""
     p = ap.provider
     if p == "tracepoint":
+        from bpfkit.kernel.attach.tracepoint import attach_tracepoint
+
         return attach_tracepoint(prog, ap.target, ap.func)
     if p == "rawtracepoint":
+        from bpfkit.kernel.attach.raw_tracepoint import attach_raw_tracepoint
+
         return attach_raw_tracepoint(prog, ap.func)
     if p in ("uprobe", "uretprobe"):
+        from bpfkit.kernel.attach.uprobe import attach_uprobe
+
         symbol = ap.func or None
         if symbol is not None and ap.offset:
             symbol = f"{symbol}+{ap.offset:#x}"
         address = ap.address if symbol is None else None
         return attach_uprobe(prog, ap.target, symbol, address=address, retprobe=p == "uretprobe", pid=pid)
+    from bpfkit.kernel.attach.perf_event import attach_perf_event
+    from bpfkit.uapi.perf import PerfSwId, PerfType
+
     if p in ("profile", "interval"):
         freq = ap.freq or 0
         unit_ns = TIME_UNITS.get(ap.unit, 0)
@@ -45,10 +49,14 @@ def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> 
         return attach_perf_event(prog, PerfType.SOFTWARE, config, sample_period=ap.freq or period,
                                  pid=pid if pid is not None else -1)
     if p in ("kprobe", "kretprobe"):
+        from bpfkit.kernel.attach.kprobe import attach_kprobe, probe_kprobes
+
         why = probe_kprobes()
         if why is not None:
             raise NotSupportedError(f"{p}:{ap.func}", detail=why)
         return attach_kprobe(prog, ap.func, ap.offset or 0, retprobe=p == "kretprobe")
     if p in ("fentry", "fexit"):
+        from bpfkit.kernel.attach.tracing import attach_tracing
+
         return attach_tracing(prog)
     raise NotSupportedError(f"{p} probes", detail="bpfkit cannot attach this probe type yet")

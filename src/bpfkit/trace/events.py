@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -68,6 +67,8 @@ class EventPrinter:
             text = format_printf(event.format, args)
             if event.stream == "system":
                 self.out.flush()
+                import subprocess  # here: only system() needs it (start-up cost)
+
                 done = subprocess.run(text, shell=True, capture_output=True, text=True, check=False)
                 self.out.write(done.stdout)
             elif event.stream == "cat":

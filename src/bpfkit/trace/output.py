@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import struct
 import time
 from collections.abc import Iterable
@@ -81,6 +80,8 @@ def buffer_bytes(t: Type, raw: bytes) -> bytes:
 
 def format_inet(raw: bytes) -> str:
     """An ntop() value ([u64 family][16 address bytes]) as text: dotted IPv4 or IPv6."""
+    import socket  # here: rarely needed, and ~1.5 ms of start-up
+
     family = int(_U64.unpack_from(raw.ljust(24, b"\0"))[0])
     addr = raw[8:24].ljust(16, b"\0")
     if family == socket.AF_INET:

@@ -48,13 +48,13 @@ def _integer(value: int, conv: str, flags: str, prec: int | None, bits: int) -> 
         digits = {"u": str(v), "o": format(v, "o"), "x": format(v, "x"), "X": format(v, "X")}[conv]
     if prec is not None:
         digits = "" if prec == 0 and v == 0 else digits.rjust(prec, "0")
-    if "#" in flags and v != 0:
+    if "#" in flags and conv == "o" and not digits.startswith("0"):
+        digits = "0" + digits  # C: '#' makes the first octal digit a zero, even for 0 with precision 0
+    elif "#" in flags and v != 0:
         if conv == "x":
             digits = "0x" + digits
         elif conv == "X":
             digits = "0X" + digits
-        elif conv == "o" and not digits.startswith("0"):
-            digits = "0" + digits
     return sign + digits
 
 

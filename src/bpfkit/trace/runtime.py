@@ -21,7 +21,6 @@ from typing import TextIO
 from bpfkit.errors import CompileError, VerifierError
 from bpfkit.isa import Instruction
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
-from bpfkit.kernel.btf import BtfHandle
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.programs import Program
 from bpfkit.kernel.ringbuf import RingBuffer
@@ -111,7 +110,11 @@ class Tracer:
         fds = {name: m.fileno() for name, m in self.maps.items()}
         for probe in self.script.probes:
             spec = replace(probe.program, insns=patch_maps(probe, fds))
-            btf = BtfHandle.load(probe.btf) if probe.btf else None
+            btf = None
+            if probe.btf:
+                from bpfkit.kernel.btf import BtfHandle  # only scripts with BTF pay for the BTF package
+
+                btf = BtfHandle.load(probe.btf)
             try:
                 prog = Program.load(spec, btf=btf)
             except VerifierError as e:
@@ -215,14 +218,18 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def check_probes_supported(script: CompiledScript) -> None:
     """Refuse, before loading anything, probes this kernel cannot attach (kprobes here), pointing at
     the attach point in the script."""
-    from bpfkit.kernel.attach.kprobe import probe_kprobes
-    from bpfkit.kernel.features import probe_tracing_programs
-
     for probe in script.probes:
-        if probe.attach.provider in ("fentry", "fexit") and not probe_tracing_programs():
-            raise CompileError([error("kfunc probes cannot be attached here: this kernel refuses "
-                                      "BPF_PROG_TYPE_TRACING (fentry/fexit) programs", probe.attach.span)])
+        # The feature modules are imported only for the probe kinds that need them (start-up cost).
+        if probe.attach.provider in ("fentry", "fexit"):
+            from bpfkit.kernel.features import probe_tracing_programs
+
+            if not probe_tracing_programs():
+                msg = ("kfunc probes cannot be attached here: this kernel refuses BPF_PROG_TYPE_TRACING "
+                       "(fentry/fexit) programs")
+                raise CompileError([error(msg, probe.attach.span)])
         if probe.attach.provider in ("kprobe", "kretprobe"):
+            from bpfkit.kernel.attach.kprobe import probe_kprobes
+
             why = probe_kprobes()
             if why is not None:
                 raise CompileError([error(f"{probe.attach.provider} probes cannot be attached here: {why}",

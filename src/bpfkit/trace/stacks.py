@@ -7,14 +7,16 @@ while it still runs: a process that has exited leaves hex addresses).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import BpfkitError
-from bpfkit.kernel.ksyms import KernelSymbols
 from bpfkit.kernel.stacks import read_stack
-from bpfkit.kernel.usyms import ProcessSymbols
 from bpfkit.lang.types import Kind
 from bpfkit.trace.output import hex_address
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.ksyms import KernelSymbols
+    from bpfkit.kernel.usyms import ProcessSymbols
 
 
 class StackResolver:
@@ -29,6 +31,8 @@ class StackResolver:
 
     def _kernel(self) -> KernelSymbols | None:
         if self._ksyms is None:
+            from bpfkit.kernel.ksyms import KernelSymbols
+
             try:
                 self._ksyms = KernelSymbols.load()
             except (BpfkitError, OSError):
@@ -37,6 +41,8 @@ class StackResolver:
 
     def _process(self, pid: int) -> ProcessSymbols | None:
         if pid not in self._procs:
+            from bpfkit.kernel.usyms import ProcessSymbols  # here: it pulls in the ELF reader
+
             try:
                 self._procs[pid] = ProcessSymbols(pid)
             except (BpfkitError, OSError):

@@ -6,7 +6,7 @@ import ctypes
 import ctypes.util
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bpfkit.trace.printf import format_printf, hex_escape
@@ -30,6 +30,7 @@ VALUES = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
 
 
 @given(FLAGS, WIDTH, PREC, LENGTH, CONV, VALUES)
+@example("#", "", ".0", "", "o", 0)  # C prints "0": '#' forces a leading octal zero even here
 def test_integers_like_libc(flags: str, width: str, prec: str, length: str, conv: str, value: int) -> None:
     fmt = f"<%{flags}{width}{prec}{length}{conv}>"
     assert format_printf(fmt, [value]) == c_format(fmt, value)
