@@ -15,7 +15,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "bpfkit"
 
 RANK = {
-    "errors": 0, "uapi": 0,
+    "errors": 0, "_lazy": 0, "uapi": 0,
     "isa": 1, "elf": 1,
     "btf": 2,
     "obj": 3, "events": 3,

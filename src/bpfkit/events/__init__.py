@@ -4,8 +4,9 @@ decoding of record bytes (struct formats, ctypes, BTF). The kernel readers live 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bpfkit._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from bpfkit.events.decode import DecodeError, btf_decoder, ctypes_decoder, struct_decoder
@@ -25,13 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
