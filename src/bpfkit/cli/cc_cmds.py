@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import struct
 import sys
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bpfkit.errors import BpfkitError
+from bpfkit.errors import BpfkitError, KernelError
 
 _CALL = 0x85
 _PRINTK_HELPERS = (6, 177)  # bpf_trace_printk, bpf_trace_vprintk
@@ -144,7 +145,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                     readers.append(PerfBuffer(m, _cpu_printer(show, name)))
             if rb is not None:
                 readers.append(rb)
-            pipe = TracePipe() if _uses_printk(spec) else None
+            pipe = None
+            if _uses_printk(spec):
+                try:
+                    pipe = TracePipe()
+                except KernelError as e:
+                    if e.errno != errno.EBUSY:
+                        raise
+                    # trace_pipe has one reader at a time machine-wide: run without printk output
+                    # rather than refuse to run.
+                    print(f"bpfkit: warning: bpf_printk output not shown: {e}", file=sys.stderr)
             if pipe is not None:
                 readers.append(pipe)
             deadline = time.monotonic() + args.duration if args.duration else None

@@ -148,8 +148,8 @@ def _walk(kind: Kind, read: Callable[[Fd], _T], sys: Syscalls | None) -> Iterato
         try:
             fd = objects.fd_by_id(kind.value[1], obj_id, kind.label, sys)
         except KernelError as e:
-            if e.errno == _errno.ENOENT:
-                continue  # freed since its id was listed
+            if e.errno in (_errno.ENOENT, _errno.EAGAIN):
+                continue  # freed since its id was listed (EAGAIN: a link being torn down or set up)
             raise bpf_error(kind.value[1], e.errno or 0, None, f"{kind.label} id {obj_id}") from None
         with fd:
             item = read(fd)

@@ -25,8 +25,9 @@ def fake() -> Iterator[FakeSyscalls]:
     assert not f.open_fds, "introspection left fds open"
 
 
-def _maps(fake: FakeSyscalls, live: set[int], listed: set[int]) -> None:
-    """Maps `live` exist; `listed` ids are returned by GET_NEXT_ID (some may be gone when opened)."""
+def _maps(fake: FakeSyscalls, live: set[int], listed: set[int], gone: int = errno.ENOENT) -> None:
+    """Maps `live` exist; `listed` ids are returned by GET_NEXT_ID (some may be gone when opened, which
+    GET_FD_BY_ID answers with `gone`)."""
     fds: dict[int, int] = {}
 
     def next_id(a: ctypes.Structure) -> int:
@@ -40,7 +41,7 @@ def _maps(fake: FakeSyscalls, live: set[int], listed: set[int]) -> None:
     def by_id(a: ctypes.Structure) -> int:
         assert isinstance(a, GetIdAttr)
         if a.start_id not in live:
-            return -errno.ENOENT
+            return -gone
         fd = fake.new_fd()
         fds[fd] = a.start_id
         return fd
@@ -65,6 +66,12 @@ def test_walk_lists_every_map_and_skips_vanished_ones(fake: FakeSyscalls) -> Non
     assert [GetIdAttr.from_buffer_copy(c.attr.ljust(16, b"\0")).start_id
             for c in fake.bpf_calls(Cmd.MAP_GET_NEXT_ID)] == [0, 2, 3, 5, 9]
     assert len(fake.bpf_calls(Cmd.MAP_GET_FD_BY_ID)) == 4
+
+
+def test_walk_skips_objects_being_torn_down(fake: FakeSyscalls) -> None:
+    # The kernel answers GET_FD_BY_ID with EAGAIN for a link whose teardown (or setup) is in progress.
+    _maps(fake, live={2, 9}, listed={2, 5, 9}, gone=errno.EAGAIN)
+    assert [e.info.id for e in introspect.maps_info()] == [2, 9]
 
 
 def test_abandoned_walk_leaves_no_fd_open(fake: FakeSyscalls) -> None:
