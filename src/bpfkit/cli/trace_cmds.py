@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         kfunc_info,
         list_probes,
         tracepoint_format,
+        usdt_args,
         vmlinux_btf,
     )
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             child = HeldChild(args.cmd)
         options = Options(start_ns=start, ncpus=len(online_cpus()), params=tuple(params),
                           cpid=child.pid if child is not None else 0, unsafe=args.unsafe, kfuncs=kfunc_info,
-                          btf=vmlinux_btf, ksyms=kernel_symbol)
+                          btf=vmlinux_btf, ksyms=kernel_symbol, usdt=usdt_args)
         script = compile_script(text, tracepoint_format, name=name, options=options, expand=expand)
         if args.debug:
             from bpfkit.isa.disasm import disassemble_llvm

@@ -13,10 +13,10 @@ RAW_TRACEPOINT; kfunc/kretfunc TRACING (fentry/fexit, typed from the kernel's BT
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bpfkit.errors import AsmError, CompileError
+from bpfkit.errors import AsmError, BpfkitError, CompileError
 from bpfkit.isa import Instruction
 from bpfkit.lang import ast, walk
 from bpfkit.lang.btftypes import BtfLookup
@@ -48,12 +48,14 @@ from bpfkit.lang.semantic import (
     KfuncLookup,
     MapDecl,
     SymbolLookup,
+    UsdtLookup,
     analyze,
     signal_number,
 )
 from bpfkit.lang.tracepoint_format import TracepointFormat
 from bpfkit.lang.types import AGGREGATIONS, STACK_FRAMES, STRLEN, Kind, value_size
 from bpfkit.obj.spec import MapSpec, ProgramSpec
+from bpfkit.obj.usdt import UsdtArgSpec
 from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
 
 #: Entries of each script map (bpftrace's default BPFTRACE_MAP_KEYS_MAX).
@@ -64,8 +66,9 @@ JOIN_SIZE = 16 + JOIN_MAX * STRLEN
 PROG_TYPES = {
     "BEGIN": ProgType.RAW_TRACEPOINT, "END": ProgType.RAW_TRACEPOINT,
     "rawtracepoint": ProgType.RAW_TRACEPOINT, "tracepoint": ProgType.TRACEPOINT,
-    "uprobe": ProgType.KPROBE, "uretprobe": ProgType.KPROBE, "kprobe": ProgType.KPROBE,
-    "kretprobe": ProgType.KPROBE, "profile": ProgType.PERF_EVENT, "interval": ProgType.PERF_EVENT,
+    "uprobe": ProgType.KPROBE, "uretprobe": ProgType.KPROBE, "usdt": ProgType.KPROBE,
+    "kprobe": ProgType.KPROBE, "kretprobe": ProgType.KPROBE, "profile": ProgType.PERF_EVENT,
+    "interval": ProgType.PERF_EVENT,
     "software": ProgType.PERF_EVENT, "fentry": ProgType.TRACING, "fexit": ProgType.TRACING,
 }
 ATTACH_TYPES = {"fentry": AttachType.TRACE_FENTRY, "fexit": AttachType.TRACE_FEXIT}
@@ -92,6 +95,8 @@ class Options:
     """The kernel's BTF, asked for only when a script uses kernel types (curtask->..., casts)."""
     ksyms: SymbolLookup | None = None
     """Kernel symbol addresses for kaddr()."""
+    usdt: UsdtLookup | None = None
+    """The argument specs of usdt probes, read from their binaries (needed by scripts reading argN)."""
 
 
 def map_infos(decls: dict[str, MapDecl]) -> dict[str, MapInfo]:
@@ -569,7 +574,7 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             replace(p, attach_points=tuple(x for ap in p.attach_points for x in expand(ap)))
             for p in program.probes))
     analysis = analyze(program, formats, options.params, unsafe=options.unsafe, kfuncs=options.kfuncs,
-                       btf=options.btf, ksyms=options.ksyms)
+                       btf=options.btf, ksyms=options.ksyms, usdt=options.usdt)
     maps = map_infos(analysis.maps)
     events: list[Event] = []
     probes: list[CompiledProbe] = []
@@ -587,6 +592,8 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             gen = ProbeGen(em, analysis, maps, events, probe, ap, fmt, options)
             kf = options.kfuncs(ap.func) if ap.provider in ATTACH_TYPES and options.kfuncs else None
             gen.kfunc = kf
+            if ap.provider == "usdt" and options.usdt is not None:
+                gen.usdt_sites = _usdt_sites(ap, options.usdt)
             gen.probe_index = index
             insns = gen.generate()
             stacks |= gen.stacks_used
@@ -608,6 +615,13 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
     if join_used:
         aux += ((JOIN_MAP, MapSpec(MapType.PERCPU_ARRAY, 4, JOIN_SIZE, 1, name="bpfkit_join")),)
     return CompiledScript(tuple(maps.values()), tuple(events), tuple(probes), ring, aux)
+
+
+def _usdt_sites(ap: ast.AttachPoint, lookup: UsdtLookup) -> Sequence[Sequence[UsdtArgSpec]]:
+    try:
+        return lookup(ap)
+    except BpfkitError as e:  # analyze() reported it already; kept for callers of codegen alone
+        raise CompileError([error(str(e), ap.span)]) from None
 
 
 def _prog_name(ap: ast.AttachPoint) -> str:

@@ -8,15 +8,18 @@ Intermediate integers are spilled to stack slots, so no register allocation is n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from bpfkit.errors import CompileError
 from bpfkit.lang import ast
+from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
 from bpfkit.lang.probes import canonical_name
 from bpfkit.lang.resources import KSTACK_MAP, USTACK_MAP, MapInfo
 from bpfkit.lang.semantic import Analysis, KfuncInfo, tracepoint_field_type
 from bpfkit.lang.tracepoint_format import TracepointFormat
 from bpfkit.lang.types import STRLEN, Kind, Type
+from bpfkit.obj.usdt import UsdtArgSpec, emit_usdt_arg
 from bpfkit.uapi.enums import Helper, StackFlags
 
 #: struct pt_regs offsets of the x86-64 argument registers di, si, dx, cx, r8, r9 and of ax.
@@ -51,6 +54,8 @@ class ExprGen:
         self.cpid = 0
         self.stacks_used: set[str] = set()
         self.kfunc: KfuncInfo | None = None
+        self.usdt_sites: Sequence[Sequence[UsdtArgSpec]] | None = None
+        """The parsed arguments of each site of a usdt attach point's probe (None: no binary read)."""
 
     def type_of(self, e: ast.Expr) -> Type:
         return self.analysis.type_of(e)
@@ -150,10 +155,41 @@ class ExprGen:
             n = int(name[3:])
             if self.attach.provider == "rawtracepoint":
                 b.ldx(8, R0, R6, n * 8)
+            elif self.attach.provider == "usdt":
+                self.usdt_arg(n)
             else:
                 b.ldx(8, R0, R6, PT_REGS_ARGS[n])
         else:
             raise AssertionError(f"builtin_int: {name}")
+
+    def usdt_arg(self, n: int) -> None:
+        """Argument `n` of the usdt probe into r0 (a memory operand needs a stack slot for the read)."""
+        where = f"usdt probe {self.attach.raw}"
+        span = self.em.span or self.attach.span
+        sites = self.usdt_sites
+        if not sites:
+            raise CompileError([error(f"{where}: its arguments are unknown (compiled without reading the "
+                                      "binary's USDT notes)", span)])
+        b, mark = self.b, self.em.mark()
+        slot = self.em.alloc(8)
+        try:
+            if all(site == sites[0] for site in sites):
+                emit_usdt_arg(b, R0, R6, sites[0], n, stack_off=slot, where=where)
+            else:  # sites keep it in different places: the attach cookie is the site's index
+                end = self.em.label("usdt_end")
+                b.mov(R1, R6)
+                b.call(Helper.GET_ATTACH_COOKIE)
+                for i, site in enumerate(sites):
+                    other = self.em.label("usdt_site")
+                    b.jmp("jne", R0, i, other)
+                    emit_usdt_arg(b, R0, R6, site, n, stack_off=slot, where=f"{where} (site {i + 1})")
+                    b.ja(end)
+                    b.label(other)
+                b.mov(R0, 0)
+                b.label(end)
+        except CompileError as e:  # plain messages: give them the source position
+            raise CompileError([error(str(e), span)]) from None
+        self.em.release(mark)
 
     def tracepoint_int(self, e: ast.FieldAccess) -> None:
         if self.kfunc is not None:  # fentry/fexit: the context is the arguments as an array of u64

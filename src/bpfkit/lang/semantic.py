@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast
 from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
 from bpfkit.lang.diagnostics import DiagnosticSink
@@ -46,6 +47,7 @@ from bpfkit.lang.types import (
     timestamp,
     tuple_type,
 )
+from bpfkit.obj.usdt import UsdtArgSpec
 
 FormatLookup = Callable[[str, str], "TracepointFormat | None"]
 
@@ -63,6 +65,9 @@ class KfuncInfo:
 KfuncLookup = Callable[[str], "KfuncInfo | None"]
 #: The address of a kernel symbol (kaddr()), None when the kernel does not show it.
 SymbolLookup = Callable[[str], "int | None"]
+#: The parsed arguments (`bpfkit.obj.usdt.UsdtArgSpec` objects) of each site of a usdt attach point's
+#: probe, in attach order, read from the binary; raises BpfkitError when there is no such probe.
+UsdtLookup = Callable[[ast.AttachPoint], "Sequence[Sequence[UsdtArgSpec]]"]
 
 _AGG_ARGS = {"count": (0, 0), "sum": (1, 1), "min": (1, 1), "max": (1, 1), "avg": (1, 1), "stats": (1, 1),
              "hist": (1, 1), "lhist": (4, 4)}
@@ -75,7 +80,8 @@ PRINTF_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\
                          r"(?P<len>hh|h|ll|l|j|z|t)?(?P<conv>[diouxXcspr%])")
 #: The providers whose programs can be compiled (some may still be refused at attach time).
 SUPPORTED_PROVIDERS = frozenset({"BEGIN", "END", "tracepoint", "rawtracepoint", "uprobe", "uretprobe",
-                                 "profile", "interval", "software", "kprobe", "kretprobe", "fentry", "fexit"})
+                                 "usdt", "profile", "interval", "software", "kprobe", "kretprobe", "fentry",
+                                 "fexit"})
 
 
 @dataclass(slots=True)
@@ -130,8 +136,9 @@ class _Analyzer(KernelChecks):
     def __init__(self, formats: FormatLookup, params: Sequence[str], lenient: bool,
                  maps: dict[str, MapDecl] | None = None, unsafe: bool = False,
                  kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
-                 ksyms: SymbolLookup | None = None) -> None:
+                 ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None) -> None:
         self.formats = formats
+        self.usdt = usdt
         self.ksyms = ksyms
         self.btf = btf
         self.kfuncs = kfuncs
@@ -175,6 +182,18 @@ class _Analyzer(KernelChecks):
         elif ap.provider == "tracepoint" and not any(c in ap.raw for c in "*?[") \
                 and self.formats(ap.target, ap.func) is None:
             self.error(f"tracepoint not found: {ap.target}:{ap.func}", ap.span)
+        elif ap.provider == "usdt" and self.usdt is not None:
+            try:
+                self.usdt(ap)
+            except BpfkitError as e:
+                self.error(str(e), ap.span)
+
+    def usdt_arg_count(self, ap: ast.AttachPoint) -> int | None:
+        """How many arguments the usdt probe at `ap` has (None when unknown at compile time)."""
+        try:
+            return min(len(site) for site in self.usdt(ap)) if self.usdt is not None else None
+        except BpfkitError:
+            return None  # reported at the attach point
 
     def kfunc(self, ap: ast.AttachPoint) -> KfuncInfo | None:
         return self.kfuncs(ap.func) if self.kfuncs is not None and ap.func else None
@@ -460,9 +479,17 @@ class _Analyzer(KernelChecks):
             return KSTACK if e.name == "kstack" else USTACK
         m = _ARGN.match(e.name)
         if m is not None:
-            if not providers <= {"uprobe", "kprobe", "rawtracepoint"}:
-                self.error(f"The {e.name} builtin can only be used with uprobe, kprobe and rawtracepoint "
-                           "probes", e.span)
+            if not providers <= {"uprobe", "kprobe", "rawtracepoint", "usdt"}:
+                self.error(f"The {e.name} builtin can only be used with uprobe, kprobe, usdt and "
+                           "rawtracepoint probes", e.span)
+            elif providers == {"usdt"}:
+                for ap in self.probe.attach_points:
+                    count = self.usdt_arg_count(ap)
+                    if count is not None and int(m[1]) >= count:
+                        self.error(f"{e.name} is not available: usdt probe {ap.raw} has {count} "
+                                   f"argument{'s' if count != 1 else ''}", e.span)
+                        break
+                return int_type(8, False, user=True)  # as bpftrace: u64, a user address for str()
             elif int(m[1]) > 5 and providers & {"uprobe", "kprobe"}:
                 self.error(f"{e.name} is not available: only arg0-arg5 are passed in registers", e.span)
             return int_type(8, False, user="uprobe" in providers)
@@ -738,7 +765,7 @@ def signal_number(name: str) -> int | None:
 
 def analyze(program: ast.Program, formats: FormatLookup, params: Sequence[str] = (), *,
             unsafe: bool = False, kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
-            ksyms: SymbolLookup | None = None) -> Analysis:
+            ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None) -> Analysis:
     """Type-check `program`; raise `CompileError` listing every user error.
 
     `formats(category, name)` returns the record format of a tracepoint (None if there is none).
@@ -746,7 +773,7 @@ def analyze(program: ast.Program, formats: FormatLookup, params: Sequence[str] =
     kfunc/kretfunc probes (from the kernel's BTF).
     """
     first = _Analyzer(formats, params, lenient=True, unsafe=unsafe, kfuncs=kfuncs, btf=btf,
-                      ksyms=ksyms).run(program)
+                      ksyms=ksyms, usdt=usdt).run(program)
     final = _Analyzer(formats, params, lenient=False, maps=first.maps, unsafe=unsafe, kfuncs=kfuncs,
-                      btf=btf, ksyms=ksyms)
+                      btf=btf, ksyms=ksyms, usdt=usdt)
     return final.run(program)

@@ -15,6 +15,15 @@ from bpfkit.lang.probes import TIME_UNITS
 from bpfkit.trace.system import SOFTWARE_EVENTS
 
 
+def attach_count(ap: ast.AttachPoint) -> int:
+    """How many probes ``Attaching N probes...`` counts for `ap`: as bpftrace, each site of a usdt probe."""
+    if ap.provider != "usdt":
+        return 1
+    from bpfkit.trace.system import usdt_sites
+
+    return len(usdt_sites(ap.target, ap.ns, ap.func))
+
+
 def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> AttachedLink | LinkGroup:
     """Attach `prog` at `ap`; `pid` restricts uprobes and perf events to one process."""
     p = ap.provider
@@ -34,6 +43,12 @@ def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> 
             symbol = f"{symbol}+{ap.offset:#x}"
         address = ap.address if symbol is None else None
         return attach_uprobe(prog, ap.target, symbol, address=address, retprobe=p == "uretprobe", pid=pid)
+    if p == "usdt":
+        from bpfkit.kernel.attach.usdt import attach_usdt
+        from bpfkit.trace.system import usdt_sites
+
+        provider = ap.ns or usdt_sites(ap.target, "", ap.func)[0].provider
+        return attach_usdt(prog, ap.target, provider, ap.func, pid=pid)
     from bpfkit.kernel.attach.perf_event import attach_perf_event
     from bpfkit.uapi.perf import PerfSwId, PerfType
 

@@ -32,7 +32,7 @@ from bpfkit.lang.resources import (
     CompiledProbe,
     CompiledScript,
 )
-from bpfkit.trace.attach import attach_probe
+from bpfkit.trace.attach import attach_count, attach_probe
 from bpfkit.trace.child import HeldChild
 from bpfkit.trace.events import EventPrinter
 from bpfkit.trace.stacks import StackResolver
@@ -153,7 +153,7 @@ class Tracer:
         """Trace until the end; returns the exit status for the command line."""
         stacks = StackResolver(self.maps.get(KSTACK_MAP), self.maps.get(USTACK_MAP))
         printer = EventPrinter(self.script, self.maps, self.out, self.err, json=options.json, stacks=stacks)
-        n = len(self.programs)
+        n = sum(attach_count(probe.attach) for probe, _ in self.programs)
         if not options.quiet:
             if options.json:
                 self.out.write(json.dumps({"type": "attached_probes", "data": {"probes": n}}) + "\n")

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import BpfkitError, CompileError, KernelError
 from bpfkit.kernel import tracefs
@@ -21,6 +21,10 @@ from bpfkit.lang.semantic import KfuncInfo
 from bpfkit.lang.tracepoint_format import TracepointFormat, parse_format
 from bpfkit.lang.types import UINT64, Type, int_type
 from bpfkit.uapi.btf import IntEncoding
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.attach.usdt import UsdtProbe
+    from bpfkit.kernel.attach.usdt_args import UsdtArg
 
 #: Software events: bpftrace's names and aliases -> (perf config, default sample period).
 SOFTWARE_EVENTS: dict[str, tuple[int, int]] = {
@@ -166,3 +170,27 @@ def kfunc_info(name: str) -> KfuncInfo | None:
     params = tuple((p.name, _lang_type(spec, p.type_id)) for p in proto.params)
     ret = _lang_type(spec, proto.return_type_id) if proto.return_type_id else None
     return KfuncInfo(ids[0], params, ret)
+
+
+@functools.lru_cache(maxsize=64)
+def usdt_sites(binary: str, provider: str, name: str) -> tuple[UsdtProbe, ...]:
+    """The sites (`bpfkit.kernel.attach.usdt.UsdtProbe`) of USDT probe `provider:name` in `binary`; an
+    empty `provider` matches any, as bpftrace's ``usdt:BINARY:NAME``, but must not be ambiguous."""
+    from bpfkit.kernel.attach.usdt import find_usdt, read_usdt_probes
+
+    if provider:
+        return tuple(find_usdt(binary, provider, name))
+    sites = [p for p in read_usdt_probes(binary) if p.name == name]
+    providers = sorted({p.provider for p in sites})
+    if not providers:
+        return tuple(find_usdt(binary, "", name))  # raises, listing the probes there are
+    if len(providers) > 1:
+        raise CompileError(f"{binary}: USDT probe name {name!r} is ambiguous: providers "
+                           f"{', '.join(providers)} have it (name one: usdt:{binary}:PROVIDER:{name})")
+    return tuple(sites)
+
+
+def usdt_args(ap: ast.AttachPoint) -> list[tuple[UsdtArg, ...]]:
+    """The parsed arguments of each site of the usdt probe at `ap`, in the order `attach_usdt` attaches
+    them, which gives each site its index as cookie (a `bpfkit.lang.semantic.UsdtLookup`)."""
+    return [site.args for site in usdt_sites(ap.target, ap.ns, ap.func)]
