@@ -12,6 +12,7 @@ from bpfkit.vm.machine import ENGINES, EngineName, Task, TestRunResult, Vm, VmPr
 from bpfkit.vm.maps import VmMap
 from bpfkit.vm.memory import AddressSpace, Region, RegionKind
 from bpfkit.vm.program import LoadedProgram
+from bpfkit.vm.readers import VmPerfBuffer, VmRingBuffer
 from bpfkit.vm.runtime import BPF_MAX_LOOPS, DEFAULT_BUDGET, HelperFn, ProgramExit, RunState
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "TraceStep",
     "Vm",
     "VmMap",
+    "VmPerfBuffer",
     "VmProgram",
+    "VmRingBuffer",
     "XdpContext",
     "conformance_helpers",
     "default_helpers",

@@ -404,6 +404,8 @@ class RingbufMap(VmMap):
         self.by_addr: dict[int, _Record] = {}
         self.prod_pos = 0
         self.cons_pos = 0
+        self.discarded = 0
+        """Records skipped by `drain` because the program discarded them."""
 
     @staticmethod
     def _footprint(size: int) -> int:
@@ -458,6 +460,8 @@ class RingbufMap(VmMap):
             self.cons_pos += self._footprint(record.size)
             if record.state == "submitted":
                 out.append(bytes(record.region.buf))
+            else:
+                self.discarded += 1
         return out
 
     def release_all(self) -> None:
