@@ -168,7 +168,7 @@ def _object_verdicts(path: Path) -> tuple[dict[str, bool], str | None, str]:
         except VerificationError:
             ours[name] = False
     try:
-        Collection.load(obj, allow_legacy_maps=True).close()
+        Collection.load(obj, allow_legacy_maps=True).close(unpin=True)  # maps_btf pins a map by name
     except ProgramLoadError as err:
         return ours, err.program or "", str(err)
     except KernelError as err:
