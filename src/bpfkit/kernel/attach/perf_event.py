@@ -28,10 +28,10 @@ from bpfkit.kernel.fd import Fd
 from bpfkit.kernel.syscall import Syscalls
 from bpfkit.uapi.attr import LinkCreateAttr, PerfEventAttr
 from bpfkit.uapi.enums import AttachType
-from bpfkit.uapi.perf import PerfEventIoc, PerfHwId, PerfSwId, PerfType
+from bpfkit.uapi.perf import PerfEventIoc, PerfFlag, PerfHwId, PerfSwId, PerfType
 
-PERF_FLAG_FD_CLOEXEC = 1 << 3
-"""perf_event_open flag: the new fd is close-on-exec (include/uapi/linux/perf_event.h)."""
+PERF_FLAG_FD_CLOEXEC = int(PerfFlag.FD_CLOEXEC)
+"""The flag every event is opened with: its fd does not leak into children (bpfkit trace -c, system())."""
 
 EVENT_SOURCES = Path("/sys/bus/event_source/devices")
 """Where the kernel lists its PMUs (each with a `type` file holding its perf_event_attr.type)."""
