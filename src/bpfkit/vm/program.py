@@ -53,6 +53,12 @@ def _writes_r10(insn: Instruction, kind: Kind) -> bool:
     return False
 
 
+TERMINATORS = frozenset({Kind.JUMP, Kind.JA, Kind.JCOND, Kind.EXIT})
+"""Kinds that end a basic block."""
+SEGMENT_ENDS = frozenset({Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND})
+"""Kinds after which the instruction budget is charged again (they may leave the program early)."""
+
+
 def code_address(slot: int) -> int:
     """The fake address of instruction slot `slot` (a function pointer)."""
     return CODE_BASE + 8 * slot
@@ -163,6 +169,22 @@ class LoadedProgram:
             return None
         slot = offset // 8
         return slot if slot in self.entries else None
+
+    def segment_length(self, slot: int, leaders: set[int] | frozenset[int]) -> int:
+        """Instructions from `slot` to the end of its straight-line segment: the next terminator or
+        segment end (included) or block leader (excluded). The engines charge the instruction budget
+        per segment, so they must all count segments alike."""
+        count = 0
+        while slot < self.nslots:
+            step = self.steps[slot]
+            assert step is not None
+            count += 1
+            if step.kind in TERMINATORS or step.kind in SEGMENT_ENDS:
+                break
+            slot = step.next
+            if slot in leaders:
+                break
+        return count
 
     def __len__(self) -> int:
         return len(self.insns)

@@ -20,7 +20,7 @@ from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import AluOp, AtomicOp, InsnClass, JmpOp, Mode, PseudoCall, Source
 from bpfkit.vm import alu, runtime
 from bpfkit.vm.memory import LOADERS, OFFSET_MASK, SIGNED_LOADERS, SLOT_SHIFT, STORERS
-from bpfkit.vm.program import LoadedProgram, Step
+from bpfkit.vm.program import SEGMENT_ENDS, TERMINATORS, LoadedProgram, Step
 from bpfkit.vm.runtime import U64, RunState, TailCallDone
 
 M = U64
@@ -31,8 +31,6 @@ _SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
 _MAX_INLINE_DEPTH = 40
 """Inline nesting (in indentation levels) beyond which a block goes through the dispatch instead."""
 
-_TERMINATORS = frozenset({Kind.JUMP, Kind.JA, Kind.JCOND, Kind.EXIT})
-_SEGMENT_ENDS = frozenset({Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND})
 
 _COND64 = {JmpOp.JEQ: "==", JmpOp.JNE: "!=", JmpOp.JGT: ">", JmpOp.JGE: ">=", JmpOp.JLT: "<",
            JmpOp.JLE: "<="}
@@ -87,7 +85,7 @@ class _Function:
             step = program.steps[slot]
             assert step is not None
             succ = self._successors(step)
-            if step.kind in _TERMINATORS:
+            if step.kind in TERMINATORS:
                 for t in succ:
                     self.preds[t] = self.preds.get(t, 0) + 1
             elif succ and succ[0] in self.leaders:
@@ -116,16 +114,16 @@ class _Function:
             step = program.steps[slot]
             assert step is not None
             if not segment_open:
-                count = self._segment_length(slot)
+                count = self.program.segment_length(slot, self.leaders)
                 self.emit(f"n += {count}", d)
                 self.emit(f"if n > B: raise S.over(n - {count}, {slot})", d)
                 segment_open = True
             kind = step.kind
-            if kind in _TERMINATORS:
+            if kind in TERMINATORS:
                 self.terminator(step, d)
                 return
             self.instruction(step, d)
-            if kind in _SEGMENT_ENDS:
+            if kind in SEGMENT_ENDS:
                 segment_open = False
             nxt = step.next
             if nxt >= program.nslots or nxt in self.leaders:
@@ -133,19 +131,6 @@ class _Function:
                 return
             slot = nxt
 
-    def _segment_length(self, slot: int) -> int:
-        program = self.program
-        count = 0
-        while slot < program.nslots:
-            step = program.steps[slot]
-            assert step is not None
-            count += 1
-            if step.kind in _TERMINATORS or step.kind in _SEGMENT_ENDS:
-                break
-            slot = step.next
-            if slot in self.leaders:
-                break
-        return count
 
     def function(self) -> list[str]:
         name = f"F_{self.entry}"

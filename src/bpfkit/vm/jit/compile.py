@@ -48,13 +48,11 @@ from bpfkit.vm.jit.layout import (
     offset,
 )
 from bpfkit.vm.jit.x86 import Alu, Asm, Cond, DataRef, Gp, Label, Mem, Shift, rip
-from bpfkit.vm.program import LoadedProgram, Step
+from bpfkit.vm.program import SEGMENT_ENDS, LoadedProgram, Step
 
 REG = ops.REG
 R12 = Gp.R12
 _SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
-_TERMINATORS = frozenset({Kind.JUMP, Kind.JA, Kind.JCOND, Kind.EXIT})
-_SEGMENT_ENDS = frozenset({Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND})
 _ARG_REGS = (Gp.RDI, Gp.RSI, Gp.RDX, Gp.RCX, Gp.R8)
 _CALLEE_SAVED = (Gp.RBX, Gp.R13, Gp.R14, Gp.R15, Gp.RBP)
 
@@ -303,13 +301,13 @@ class Compiler:
             a.bind(self.labels[slot])
             self._marks.append((self.labels[slot], slot, ""))
             if slot in fn.leaders or not segment_open:
-                count = self._segment_length(fn, slot)
+                count = self.program.segment_length(slot, fn.leaders)
                 a.alu(Alu.SUB, block("remain"), count)
                 a.jcc(Cond.B, self._budget_stub(slot, count))
                 segment_open = True
             following = fn.order[i + 1] if i + 1 < len(fn.order) else None
             self._instruction(step, following)
-            if step.kind in _SEGMENT_ENDS:
+            if step.kind in SEGMENT_ENDS:
                 segment_open = False
         a.bind(self.epilogue)
         self._marks.append((self.epilogue, None, f"function {fn.entry}: epilogue"))
@@ -325,19 +323,6 @@ class Compiler:
             self._marks.append((stubs, None, f"function {fn.entry}: out-of-line paths"))
         self._flush_stubs()
 
-    def _segment_length(self, fn: _Function, slot: int) -> int:
-        program = self.program
-        count = 0
-        while slot < program.nslots:
-            step = program.steps[slot]
-            assert step is not None
-            count += 1
-            if step.kind in _TERMINATORS or step.kind in _SEGMENT_ENDS:
-                break
-            slot = step.next
-            if slot in fn.leaders:
-                break
-        return count
 
     def _budget_stub(self, slot: int, count: int) -> Label:
         label = Label(f"budget.{slot}")
