@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bpfkit.errors import BpfkitError, VmError, VmHelperError, VmLimitError
+from bpfkit.errors import VmError, VmHelperError
 from bpfkit.isa.builder import Relocation
 from bpfkit.isa.instruction import Instruction
 from bpfkit.obj.spec import MapSpec, ProgramSpec
@@ -33,7 +33,7 @@ from bpfkit.vm.interp import Interpreter, InterpreterEngine, TraceFn, TraceStep
 from bpfkit.vm.maps import ProgArrayMap, RingbufMap, VmMap, create_map
 from bpfkit.vm.memory import DATA_SLOT0, AddressSpace
 from bpfkit.vm.program import LoadedProgram
-from bpfkit.vm.runtime import DEFAULT_BUDGET, HelperFn, ProgramExit, RunState, map_stacks
+from bpfkit.vm.runtime import DEFAULT_BUDGET, HelperFn, RunState, map_stacks, run_guarded
 from bpfkit.vm.translate import TranslatedEngine, translated
 
 if TYPE_CHECKING:
@@ -392,16 +392,6 @@ def _available(engine: EngineName) -> EngineName:
 
 
 def _execute(rt: RunState, loaded: LoadedProgram, args: tuple[int, ...]) -> int:
-    """One run: r0, or a BpfkitError. Anything else escaping an engine is a bug, reported as VmError."""
-    try:
-        return rt.engine.call(rt, loaded, 0, args)
-    except ProgramExit as stop:
-        return stop.value
-    except BpfkitError:
-        raise
-    except RecursionError:
-        raise VmLimitError("Python recursion limit reached (calls, callbacks and tail calls "
-                           "nested too deeply)") from None
-    except Exception as exc:  # pragma: no cover - a bug in the VM, never the program's fault
-        raise VmError(f"internal error in the VM: {exc!r}") from exc
+    """One run: r0, or a BpfkitError (see `run_guarded`)."""
+    return run_guarded(lambda: rt.engine.call(rt, loaded, 0, args))
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bpfkit.errors import VmError, VmLimitError, VmMemoryError
+from bpfkit.errors import BpfkitError, VmError, VmLimitError, VmMemoryError
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT
 from bpfkit.vm.memory import SLOT_SHIFT, STACK_SLOT0, AddressSpace, RegionKind
 
@@ -39,6 +39,23 @@ class ProgramExit(Exception):
     def __init__(self, value: int) -> None:
         super().__init__(value)
         self.value = value & U64
+
+
+def run_guarded(run: Callable[[], int]) -> int:
+    """r0 of `run()` (one engine run), or a BpfkitError: a ProgramExit gives its value, Python's
+    recursion limit is a VmLimitError, and anything else escaping an engine is a bug of the VM,
+    reported as VmError (never the program's fault)."""
+    try:
+        return run()
+    except ProgramExit as stop:
+        return stop.value
+    except BpfkitError:
+        raise
+    except RecursionError:
+        raise VmLimitError("Python recursion limit reached (calls, callbacks and tail calls "
+                           "nested too deeply)") from None
+    except Exception as exc:  # pragma: no cover - a bug in the VM
+        raise VmError(f"internal error in the VM: {exc!r}") from exc
 
 
 class TailCallDone(int):

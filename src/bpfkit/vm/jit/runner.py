@@ -19,7 +19,7 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bpfkit.errors import BpfkitError, VmError, VmHelperError, VmLimitError, VmMemoryError
+from bpfkit.errors import VmError, VmHelperError, VmLimitError, VmMemoryError
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES
 from bpfkit.vm.alu import atomic_rmw
@@ -36,7 +36,7 @@ from bpfkit.vm.jit.layout import CACHE_ENTRY, HelperStatus, MemKind, MemStatus, 
 from bpfkit.vm.jit.native import CodeBuffer
 from bpfkit.vm.memory import SLOT_SHIFT, STACK_SLOT0, AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step, code_address
-from bpfkit.vm.runtime import U64, ProgramExit, RunState, TailCallDone
+from bpfkit.vm.runtime import U64, ProgramExit, RunState, TailCallDone, run_guarded
 
 _HELPER_CB = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64,
                               ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
@@ -392,18 +392,12 @@ def run_native(rt: RunState, loaded: LoadedProgram, args: tuple[int, ...], repea
         runs = _runs()
         runs.append(run)
         runtime.host.active += 1
-        try:
+        def native() -> int:
             run.host.sync(run.block, rt.packet, force=True)
             return _repeat(run, jp, args, repeat)
-        except ProgramExit as stop:  # pragma: no cover - handled per run in _repeat
-            return stop.value
-        except BpfkitError:
-            raise
-        except RecursionError:
-            raise VmLimitError("Python recursion limit reached (calls, callbacks and tail calls "
-                               "nested too deeply)") from None
-        except Exception as exc:
-            raise VmError(f"internal error in the VM: {exc!r}") from exc
+
+        try:
+            return run_guarded(native)
         finally:
             runs.pop()
             runtime.host.active -= 1
