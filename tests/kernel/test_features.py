@@ -137,3 +137,11 @@ def test_attach_type_probe() -> None:
 def test_minimal_btf_loads() -> None:
     with features.minimal_btf() as btf:
         assert btf.fileno() > 0
+
+
+def test_helper_probe_cannot_tell_for_struct_ops() -> None:
+    """A STRUCT_OPS probe is refused before its call is checked: that is no evidence for the helper."""
+    r = features.helper_probe(ProgType.STRUCT_OPS, Helper.MAP_LOOKUP_ELEM)
+    assert not r.supported and "cannot tell" in r.reason
+    # a type whose probe reaches the call still reports the helper available despite bad arguments
+    assert features.helper_probe(ProgType.XDP, Helper.MAP_LOOKUP_ELEM).supported

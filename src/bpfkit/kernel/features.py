@@ -164,6 +164,11 @@ def helper_probe(prog_type: ProgType, helper: Helper | int) -> ProbeResult:
             for line in e.log.splitlines():
                 if refusal in line:
                     return ProbeResult(False, line.strip())
+        if not any(line.startswith("0: (85) call") for line in e.log.splitlines()):
+            # refused before the verifier reached the call (e.g. STRUCT_OPS without its struct_ops
+            # type): the load says nothing about the helper
+            return ProbeResult(False, "cannot tell: the probe program was refused before its call was "
+                                      f"checked ({e.strerror or 'no reason given'})")
         return ProbeResult(True)  # refused for its arguments: the helper itself is available
     except KernelError as e:
         return ProbeResult(False, str(e))
