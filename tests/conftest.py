@@ -61,3 +61,16 @@ def _no_fd_leak() -> Iterator[None]:
         pytest.fail(f"test leaked file descriptors: {leaked}")
     if Fd.unclosed != unclosed:
         pytest.fail(f"{Fd.unclosed - unclosed} bpfkit Fd(s) were never closed (see the ResourceWarning)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests (and the `bpfkit` processes they start) cache compiled scripts and objects in a private
+    directory, never in the user's ~/.cache."""
+    saved = os.environ.get("BPFKIT_CACHE_DIR")
+    os.environ["BPFKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("bpfkit-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("BPFKIT_CACHE_DIR", None)
+    else:
+        os.environ["BPFKIT_CACHE_DIR"] = saved

@@ -12,10 +12,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bpfkit.errors import CompileError
+from bpfkit.errors import BpfkitError, CompileError
 from bpfkit.kernel.cpus import online_cpus
+
+if TYPE_CHECKING:
+    from bpfkit.lang.resources import CompiledScript
+    from bpfkit.trace.cache import ScriptCache
+    from bpfkit.trace.child import HeldChild
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,29 +36,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
     p.add_argument("-q", dest="quiet", action="store_true", help="do not print 'Attaching N probes...'")
     p.add_argument("--unsafe", action="store_true", help="allow unsafe functions: system(), signal()")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compile the script even when a compiled copy is cached, and do not cache it")
     p.add_argument("args", nargs="*", metavar="FILE|PARAM", help="script file (without -e) and $1, $2...")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bpfkit.lang.codegen import Options, compile_script
-    from bpfkit.lang.parser import parse
-    from bpfkit.trace.child import HeldChild
+    # Imports are inside the branches that need them: start-up is a hot path, and a cached script
+    # (bpfkit.trace.cache) runs without importing the compiler at all.
     from bpfkit.trace.runtime import RunOptions, Tracer, check_probes_supported
-    from bpfkit.trace.system import (
-        expand,
-        kernel_symbol,
-        kfunc_info,
-        list_probes,
-        tracepoint_format,
-        usdt_args,
-        vmlinux_btf,
-    )
 
     out: TextIO = sys.stdout
     if args.list:
+        from bpfkit.trace.system import list_probes
+
         pattern = args.args[0] if args.args else args.expr
-        for line in list_probes(pattern, verbose=args.verbose):
+        try:
+            lines = list_probes(pattern, verbose=args.verbose)
+        except BpfkitError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 1
+        for line in lines:
             print(line)
         return 0
     params = list(args.args)
@@ -69,21 +73,12 @@ def run(args: argparse.Namespace) -> int:
     child: HeldChild | None = None
     try:
         if args.cmd:
-            child = HeldChild(args.cmd)
-        options = Options(start_ns=start, ncpus=len(online_cpus()), params=tuple(params),
-                          cpid=child.pid if child is not None else 0, unsafe=args.unsafe, kfuncs=kfunc_info,
-                          btf=vmlinux_btf, ksyms=kernel_symbol, usdt=usdt_args)
-        script = compile_script(text, tracepoint_format, name=name, options=options, expand=expand)
-        if args.debug:
-            from bpfkit.isa.disasm import disassemble_llvm
-            from bpfkit.lang.printer import dump_ast
+            from bpfkit.trace.child import HeldChild
 
-            print(dump_ast(parse(text, name)))
-            for probe in script.probes:
-                print(f"\n{probe.name}:")
-                insns = [i for i in probe.program.insns if not isinstance(i, int)]
-                print(disassemble_llvm(insns))
-            return 0
+            child = HeldChild(args.cmd)
+        if args.debug:
+            return _debug(text, name, _compile(text, name, params, args, start, child, None))
+        script = _compile(text, name, params, args, start, child, None if args.no_cache else _cache())
         check_probes_supported(script)
         if args.output:
             out = open(args.output, "w")
@@ -101,3 +96,53 @@ def run(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
 
+
+def _cache() -> ScriptCache:
+    from bpfkit.trace.cache import ScriptCache
+
+    return ScriptCache()
+
+
+def _compile(text: str, name: str, params: list[str], args: argparse.Namespace, start: int,
+             child: HeldChild | None, cache: ScriptCache | None) -> CompiledScript:
+    """The compiled script: from `cache` when it holds it, else compiled (and then stored there)."""
+    ncpus = len(online_cpus())
+    key = None
+    if cache is not None:
+        from bpfkit.trace.cache import cacheable_text, script_key
+
+        if cacheable_text(text):
+            key = script_key(text, name, params, unsafe=args.unsafe, ncpus=ncpus)
+            script = cache.load(key)
+            if script is not None:
+                return script
+    from bpfkit.lang.codegen import Options, compile_script
+    from bpfkit.trace import system
+    from bpfkit.trace.cache import Recorder
+    from bpfkit.trace.usyms import user_symbol
+
+    rec = Recorder(system.tracefs_root)
+    options = Options(start_ns=start, ncpus=ncpus, params=tuple(params),
+                      cpid=child.pid if child is not None else 0, unsafe=args.unsafe,
+                      kfuncs=system.kfunc_info, btf=system.vmlinux_btf,
+                      ksyms=rec.uncacheable(system.kernel_symbol),
+                      usdt=rec.uncacheable(system.usdt_args), usyms=rec.uncacheable(user_symbol))
+    script = compile_script(text, rec.formats(system.tracepoint_format), name=name, options=options,
+                            expand=rec.expander(system.expand))
+    if cache is not None and key is not None and rec.cacheable:
+        cache.store(key, script, rec.files)
+    return script
+
+
+def _debug(text: str, name: str, script: CompiledScript) -> int:
+    """-d: print the AST and each probe's bytecode."""
+    from bpfkit.isa.disasm import disassemble_llvm
+    from bpfkit.lang.parser import parse
+    from bpfkit.lang.printer import dump_ast
+
+    print(dump_ast(parse(text, name)))
+    for probe in script.probes:
+        print(f"\n{probe.name}:")
+        insns = [i for i in probe.program.insns if not isinstance(i, int)]
+        print(disassemble_llvm(insns))
+    return 0

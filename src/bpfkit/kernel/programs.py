@@ -13,7 +13,7 @@ import errno as _errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import AsmError, KernelError, VerifierError
 from bpfkit.kernel import objects
@@ -21,8 +21,12 @@ from bpfkit.kernel.diagnose import bpf_error
 from bpfkit.kernel.fd import Fd, FdOwner
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.obj.spec import ProgramSpec
-from bpfkit.uapi.attr import BpfProgInfo, EnableStatsAttr, ProgLoadAttr, ProgTestRunAttr
+from bpfkit.uapi.attr import EnableStatsAttr, ProgLoadAttr, ProgTestRunAttr
 from bpfkit.uapi.enums import AttachType, Cmd, ProgType, StatsType
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.proginfo import ProgramInfo as ProgramInfo
+    from bpfkit.kernel.proginfo import read_info as read_info
 
 DEFAULT_LOG_SIZE = 64 * 1024
 """First verifier log buffer (bytes)."""
@@ -45,34 +49,6 @@ class TestRunResult:
     data_out: bytes
     ctx_out: bytes
     duration_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramInfo:
-    """What the kernel says about a program (struct bpf_prog_info)."""
-
-    id: int
-    type: ProgType | int
-    name: str
-    tag: str
-    map_ids: tuple[int, ...]
-    load_time_ns: int
-    created_by_uid: int
-    xlated_len: int
-    jited_len: int
-    gpl_compatible: bool
-    btf_id: int
-    run_time_ns: int
-    run_cnt: int
-    recursion_misses: int
-    verified_insns: int
-    attach_btf_obj_id: int
-    attach_btf_id: int
-    ifindex: int
-    netns_dev: int
-    netns_ino: int
-    nr_func_info: int
-    nr_line_info: int
 
 
 def _prog_type(value: int) -> ProgType | int:
@@ -206,6 +182,8 @@ class Program(FdOwner):
     @classmethod
     def from_fd(cls, fd: Fd | int) -> Program:
         """Wrap a program fd (taking ownership), learning its type and name from the kernel."""
+        from bpfkit.kernel.proginfo import read_info
+
         owned = fd if isinstance(fd, Fd) else Fd(fd, "program")
         try:
             info = read_info(owned)
@@ -296,6 +274,8 @@ class Program(FdOwner):
 
     def info(self) -> ProgramInfo:
         """The kernel's view of the program: id, tag, map ids, run statistics..."""
+        from bpfkit.kernel.proginfo import read_info  # not needed to load or run (start-up)
+
         return read_info(self._fd)
 
     @property
@@ -311,11 +291,15 @@ class Program(FdOwner):
 
     def xlated(self) -> bytes:
         """The instructions as the kernel rewrote them (what bpftool prog dump xlated shows)."""
-        return _dump(self._fd, jited=False)
+        from bpfkit.kernel.proginfo import dump
+
+        return dump(self._fd, jited=False)
 
     def jited(self) -> bytes:
         """The JIT-compiled machine code (empty when the JIT is off)."""
-        return _dump(self._fd, jited=True)
+        from bpfkit.kernel.proginfo import dump
+
+        return dump(self._fd, jited=True)
 
 
 class _Refused(Exception):
@@ -389,43 +373,12 @@ def _text(buf: ctypes.Array[ctypes.c_char]) -> str:
     return buf.value.decode(errors="replace")
 
 
-def read_info(fd: Fd) -> ProgramInfo:
-    """Read struct bpf_prog_info for program `fd`, with its map ids."""
-    try:
-        raw = objects.info_by_fd(fd, BpfProgInfo())
-        map_ids: tuple[int, ...] = ()
-        if raw.nr_map_ids:
-            ids = (ctypes.c_uint32 * raw.nr_map_ids)()
-            again = BpfProgInfo(nr_map_ids=raw.nr_map_ids, map_ids=ctypes.addressof(ids))
-            objects.info_by_fd(fd, again)
-            map_ids = tuple(ids[: min(again.nr_map_ids, raw.nr_map_ids)])
-    except KernelError as e:
-        raise bpf_error(Cmd.OBJ_GET_INFO_BY_FD, e.errno or 0, None, fd.what) from None
-    return ProgramInfo(
-        id=raw.id, type=_prog_type(raw.type), name=objects.c_string(bytes(raw.name)),
-        tag=bytes(raw.tag).hex(), map_ids=map_ids, load_time_ns=raw.load_time,
-        created_by_uid=raw.created_by_uid, xlated_len=raw.xlated_prog_len, jited_len=raw.jited_prog_len,
-        gpl_compatible=bool(raw.gpl_compatible), btf_id=raw.btf_id, run_time_ns=raw.run_time_ns,
-        run_cnt=raw.run_cnt, recursion_misses=raw.recursion_misses, verified_insns=raw.verified_insns,
-        attach_btf_obj_id=raw.attach_btf_obj_id, attach_btf_id=raw.attach_btf_id, ifindex=raw.ifindex,
-        netns_dev=raw.netns_dev, netns_ino=raw.netns_ino, nr_func_info=raw.nr_func_info,
-        nr_line_info=raw.nr_line_info,
-    )
+def __getattr__(name: str) -> Any:
+    # `ProgramInfo` and `read_info` live in `bpfkit.kernel.proginfo`, imported when first asked for.
+    if name in ("ProgramInfo", "read_info"):
+        from bpfkit.kernel import proginfo
 
-
-def _dump(fd: Fd, *, jited: bool) -> bytes:
-    try:
-        first = objects.info_by_fd(fd, BpfProgInfo())
-        n = first.jited_prog_len if jited else first.xlated_prog_len
-        if not n:
-            return b""
-        buf = ctypes.create_string_buffer(n)
-        again = BpfProgInfo()
-        if jited:
-            again.jited_prog_len, again.jited_prog_insns = n, ctypes.addressof(buf)
-        else:
-            again.xlated_prog_len, again.xlated_prog_insns = n, ctypes.addressof(buf)
-        objects.info_by_fd(fd, again)
-    except KernelError as e:
-        raise bpf_error(Cmd.OBJ_GET_INFO_BY_FD, e.errno or 0, None, fd.what) from None
-    return buf.raw[:n]
+        value = getattr(proginfo, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

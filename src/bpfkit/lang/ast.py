@@ -11,17 +11,12 @@ operator (``@x += 1`` is ``Assign(Map("x"), Int(1), op="+")``); later passes may
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from bpfkit.lang.source import NOWHERE, Span
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """Base of every node."""
-
-    span: Span = field(default=NOWHERE, kw_only=True, compare=False, repr=False)
-
+# Node and AttachPoint live in their own module: a compiled script keeps its attach points, and running
+# a cached one (bpfkit.trace.cache) must not pay for creating every node class (start-up is a hot path).
+from bpfkit.lang.attach import AttachPoint as AttachPoint
+from bpfkit.lang.attach import Node as Node
 
 # -- expressions -----------------------------------------------------------------------------------
 
@@ -296,40 +291,6 @@ class Return(Stmt):
 
 
 # -- top level -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AttachPoint(Node):
-    """One attach point of a probe, split by provider.
-
-    `provider` is the canonical provider name (``k`` becomes ``kprobe``); `raw` is the text as written.
-    The meaning of the other fields depends on the provider:
-
-    - kprobe/kretprobe, kfunc/kretfunc (fentry/fexit), rawtracepoint: `target` module (may be empty),
-      `func`, `offset` (``vfs_read+16``).
-    - uprobe/uretprobe: `target` binary, `func` or `address`, `offset`, `lang` (``cpp``).
-    - usdt: `target` binary, `ns` provider (may be empty), `func` probe name.
-    - tracepoint: `target` category, `func` event.
-    - profile/interval: `unit` (``hz``, ``s``, ``ms``, ``us``, ``ns``) and `freq`.
-    - software/hardware: `target` event, `freq` the optional count.
-    - iter: `target` iterator, `pin` path.
-    - watchpoint/asyncwatchpoint: `address` or `func`+``argN`` in `target`, `length`, `mode`.
-    - BEGIN/END: nothing.
-    """
-
-    provider: str
-    raw: str
-    target: str = ""
-    func: str = ""
-    ns: str = ""
-    lang: str = ""
-    offset: int | None = None
-    address: int | None = None
-    unit: str = ""
-    freq: int | None = None
-    pin: str = ""
-    length: int | None = None
-    mode: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import BtfError
-from bpfkit.lang.types import STRING, STRLEN, Kind, Type, int_type, pointer_to, record
+from bpfkit.lang.types import STRING, STRLEN, Kind, StructMember, Type, array_of, int_type, pointer_to, record
 
 if TYPE_CHECKING:
     # Imported at run time only by the functions that are handed a Spec (which has loaded the BTF
     # package already): scripts that never touch kernel types do not pay for importing it.
     from bpfkit.btf import Spec
+    from bpfkit.btf.types import Composite
 
 #: Gives the kernel's BTF on demand (None when the system has none).
 BtfLookup = Callable[[], "Spec | None"]
@@ -64,6 +65,9 @@ def lang_type(spec: Spec, type_id: int, *, user: bool = False, depth: int = 0) -
         return int_type(t.size, t.signed) if t.size in (1, 2, 4, 8) else None
     if isinstance(t, Ptr):
         cname = describe(spec, type_id)
+        # A `__user` pointer (BTF type tag "user", kernels built with clang) points into user memory:
+        # what it points to is read with bpf_probe_read_user.
+        user = user or _user_tagged(spec, t.type_id)
         if depth >= _MAX_DEPTH:
             return pointer_to(None, cname, user=user)
         target = spec.resolve(t.type_id) if t.type_id else None
@@ -75,7 +79,81 @@ def lang_type(spec: Spec, type_id: int, *, user: bool = False, depth: int = 0) -
         elem = spec.resolve(t.type_id)
         if isinstance(elem, Int) and elem.size == 1:
             return STRING
+        et = lang_type(spec, t.type_id, user=user, depth=depth + 1) if depth < _MAX_DEPTH else None
+        if et is None or not t.nelems or et.kind not in (Kind.INT, Kind.RECORD):
+            return None  # arrays of arrays, flexible arrays: not values
+        return array_of(et, t.nelems, et.size if et.kind is Kind.INT else spec.sizeof(t.type_id))
     return None
+
+
+def _user_tagged(spec: Spec, type_id: int) -> bool:
+    """Whether the modifiers of pointee `type_id` (const, volatile, type tags) include ``user``."""
+    from bpfkit.btf.types import Const, Restrict, TypeTag, Volatile
+
+    for _ in range(_MAX_DEPTH):
+        if not type_id:
+            return False
+        t = spec.type_by_id(type_id)
+        if isinstance(t, TypeTag) and t.name == "user":
+            return True
+        if not isinstance(t, Const | Volatile | Restrict | TypeTag):
+            return False
+        type_id = t.type_id
+    return False
+
+
+#: The largest struct copied as a value (it is assembled on the 512-byte BPF stack, where a statement
+#: may need room for more than the copy: the emitter reports a statement that does not fit).
+MAX_STRUCT_VALUE = 448
+
+
+def struct_value(spec: Spec, btf_id: int, cname: str, *, depth: int = 0) -> Type:
+    """The STRUCT value type of BTF struct/union `btf_id`: every member that can be shown (integers,
+    pointers, enums, char arrays, arrays, nested structs; anonymous members flattened); `BtfError`
+    when the struct is too large to copy."""
+    from bpfkit.btf.types import Composite
+
+    t = spec.resolve(btf_id)
+    assert isinstance(t, Composite)
+    if t.size > MAX_STRUCT_VALUE:
+        raise BtfError(f"'{cname}' is {t.size} bytes: too large to copy as a value (at most "
+                       f"{MAX_STRUCT_VALUE}); read its fields instead")
+    return Type(Kind.STRUCT, t.size, False, cname=cname, btf_id=t.id,
+                members=tuple(_members(spec, t, 0, depth)))
+
+
+def _members(spec: Spec, t: Composite, base_bits: int, depth: int) -> list[StructMember]:
+    from bpfkit.btf.types import Composite, Int
+
+    out: list[StructMember] = []
+    for m in t.members:
+        bits = base_bits + m.bit_offset
+        mt = spec.resolve(m.type_id)
+        if not m.name and isinstance(mt, Composite):  # anonymous struct/union: its members are ours
+            out += _members(spec, mt, bits, depth)
+            continue
+        size = spec.sizeof(m.type_id)
+        bitfield = m.bitfield_size
+        if not bitfield and isinstance(mt, Int) and mt.bits != mt.size * 8:  # old-style bitfield
+            bitfield, bits = mt.bits, bits + mt.offset
+        if bitfield:
+            start, shift = bits // 8, bits % 8
+            need = next(s for s in (1, 2, 4, 8, 16) if s >= (shift + bitfield + 7) // 8)
+            lt = lang_type(spec, m.type_id)
+            if need <= 8 and lt is not None and lt.is_int:
+                out.append(StructMember(m.name, start, need, int_type(need, lt.signed), shift, bitfield))
+            continue
+        if isinstance(mt, Composite):
+            if depth < _MAX_DEPTH:
+                nested = struct_value(spec, mt.id, describe(spec, mt.id), depth=depth + 1)
+                out.append(StructMember(m.name, bits // 8, size, nested))
+            continue
+        lt = lang_type(spec, m.type_id)
+        if lt is None or lt.kind is Kind.RECORD or (lt.kind is Kind.ARRAY
+                                                     and lt.elems[0].kind is Kind.RECORD):
+            continue  # a struct behind a pointer, an array of structs: not shown
+        out.append(StructMember(m.name, bits // 8, size, lt))
+    return out
 
 
 def named_type(spec: Spec, name: str, pointer: int) -> Type | None:
@@ -121,4 +199,4 @@ def field(spec: Spec, rec: Type, name: str) -> FieldInfo:
         return FieldInfo(start, size, int_type(8, t.signed), shift, ref.bitfield_size)
     if t.kind is Kind.STR:
         return FieldInfo(ref.byte_offset, min(ref.size, STRLEN - 1), t)
-    return FieldInfo(ref.byte_offset, ref.size if t.kind is Kind.INT else 0, t)
+    return FieldInfo(ref.byte_offset, ref.size if t.kind in (Kind.INT, Kind.ARRAY) else 0, t)

@@ -49,6 +49,7 @@ from bpfkit.lang.semantic import (
     MapDecl,
     SymbolLookup,
     UsdtLookup,
+    UserSymbolLookup,
     analyze,
     signal_number,
 )
@@ -69,9 +70,11 @@ PROG_TYPES = {
     "uprobe": ProgType.KPROBE, "uretprobe": ProgType.KPROBE, "usdt": ProgType.KPROBE,
     "kprobe": ProgType.KPROBE, "kretprobe": ProgType.KPROBE, "profile": ProgType.PERF_EVENT,
     "interval": ProgType.PERF_EVENT,
-    "software": ProgType.PERF_EVENT, "fentry": ProgType.TRACING, "fexit": ProgType.TRACING,
+    "software": ProgType.PERF_EVENT, "hardware": ProgType.PERF_EVENT,
+    "fentry": ProgType.TRACING, "fexit": ProgType.TRACING, "iter": ProgType.TRACING,
 }
-ATTACH_TYPES = {"fentry": AttachType.TRACE_FENTRY, "fexit": AttachType.TRACE_FEXIT}
+ATTACH_TYPES = {"fentry": AttachType.TRACE_FENTRY, "fexit": AttachType.TRACE_FEXIT,
+                "iter": AttachType.TRACE_ITER}
 
 #: Expands an attach point with wildcards into concrete ones (the runtime's knowledge of the system).
 Expander = Callable[[ast.AttachPoint], "list[ast.AttachPoint]"]
@@ -97,6 +100,8 @@ class Options:
     """Kernel symbol addresses for kaddr()."""
     usdt: UsdtLookup | None = None
     """The argument specs of usdt probes, read from their binaries (needed by scripts reading argN)."""
+    usyms: UserSymbolLookup | None = None
+    """Symbol addresses and sizes in user binaries for uaddr()."""
 
 
 def map_infos(decls: dict[str, MapDecl]) -> dict[str, MapInfo]:
@@ -137,6 +142,10 @@ class ProbeGen(ExprGen):
         b, em = self.b, self.em
         em.at(self.probe.span)
         b.mov(R6, R1)
+        if self.attach.provider == "iter":  # the iterator's last call has no object (ctx->task == NULL)
+            b.ldx(8, R0, R6, 8)
+            self.jumped.add(self.exit_label)
+            b.jmp("jeq", R0, 0, self.exit_label)
         for name, t in self.analysis.vars[self.probe_index].items():
             slot = em.alloc(t.storage)
             em.zero(slot, t.storage)
@@ -367,7 +376,8 @@ class ProbeGen(ExprGen):
                 self.emit_event(self.event_id(MapEvent(e.name, a.name, top, div)))
             else:  # print(value)
                 t = self.type_of(a)
-                text = (Kind.STR, Kind.TIMESTAMP, Kind.INET, Kind.KSTACK, Kind.USTACK)
+                text = (Kind.STR, Kind.TIMESTAMP, Kind.INET, Kind.KSTACK, Kind.USTACK, Kind.CGROUP_PATH,
+                        Kind.ARRAY, Kind.STRUCT)
                 fmt = "%r\n" if t.kind is Kind.BUF else "%s\n" if t.kind in text else "%d\n"
                 self.printf_args(PrintfEvent(fmt, (t,), e.span), list(e.args))
         elif e.name == "delete":
@@ -574,7 +584,7 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             replace(p, attach_points=tuple(x for ap in p.attach_points for x in expand(ap)))
             for p in program.probes))
     analysis = analyze(program, formats, options.params, unsafe=options.unsafe, kfuncs=options.kfuncs,
-                       btf=options.btf, ksyms=options.ksyms, usdt=options.usdt)
+                       btf=options.btf, ksyms=options.ksyms, usdt=options.usdt, usyms=options.usyms)
     maps = map_infos(analysis.maps)
     events: list[Event] = []
     probes: list[CompiledProbe] = []
@@ -598,9 +608,11 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             insns = gen.generate()
             stacks |= gen.stacks_used
             join_used = join_used or gen.join_used
+            btf_id = kf.btf_id if kf is not None else 0
+            if ap.provider == "iter":
+                btf_id = _iter_btf_id(ap, options)
             spec = ProgramSpec(PROG_TYPES[ap.provider], tuple(insns), name=_prog_name(ap),
-                               expected_attach_type=ATTACH_TYPES.get(ap.provider),
-                               attach_btf_id=kf.btf_id if kf is not None else 0)
+                               expected_attach_type=ATTACH_TYPES.get(ap.provider), attach_btf_id=btf_id)
             btf = b""
             if gen.func_starts:  # the kernel wants func_info for programs with callbacks
                 btf, finfo = func_btf(_prog_name(ap), gen.func_starts)
@@ -622,6 +634,18 @@ def _usdt_sites(ap: ast.AttachPoint, lookup: UsdtLookup) -> Sequence[Sequence[Us
         return lookup(ap)
     except BpfkitError as e:  # analyze() reported it already; kept for callers of codegen alone
         raise CompileError([error(str(e), ap.span)]) from None
+
+
+def _iter_btf_id(ap: ast.AttachPoint, options: Options) -> int:
+    """The BTF id of the kernel function ``bpf_iter_<target>`` an iter program is loaded against."""
+    from bpfkit.btf.types import Func
+
+    spec = options.btf() if options.btf is not None else None
+    ids = spec.find_ids(f"bpf_iter_{ap.target}", Func) if spec is not None else []
+    if not ids:
+        raise CompileError([error(f"iter {ap.target} not available for your kernel version (no function "
+                                  f"bpf_iter_{ap.target} in its BTF)", ap.span)])
+    return ids[0]
 
 
 def _prog_name(ap: ast.AttachPoint) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bpfkit.errors import CompileError
 from bpfkit.lang import ast
+from bpfkit.lang.codegen_arrays import ArrayGen
 from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
 from bpfkit.lang.probes import canonical_name
@@ -37,7 +38,7 @@ _CMP = {"==": ("jeq", "jeq"), "!=": ("jne", "jne"), "<": ("jlt", "jslt"), "<=": 
         ">": ("jgt", "jsgt"), ">=": ("jge", "jsge")}
 
 
-class ExprGen:
+class ExprGen(ArrayGen):
     """Expression evaluation for one probe's program."""
 
     def __init__(self, em: Emitter, analysis: Analysis, maps: dict[str, MapInfo], attach: ast.AttachPoint,
@@ -85,6 +86,10 @@ class ExprGen:
             self.gen_int(e.operand)
             t = self.type_of(e)
             self.read_int(t.size, t.signed, self.type_of(e.operand).user)
+        elif isinstance(e, ast.Unary) and e.op == "&":
+            self.gen_addr(e.operand)
+        elif isinstance(e, ast.Index):
+            self.index_int(e)
         elif isinstance(e, ast.Unary):
             self.unary(e)
         elif isinstance(e, ast.Ternary):
@@ -100,6 +105,8 @@ class ExprGen:
             self.gen_int(e.expr)
             t = self.type_of(e)
             self.em.truncate(R0, t.size, t.signed)
+        elif isinstance(e, ast.FieldAccess) and self.type_of(e.expr).kind is Kind.STRUCT:
+            self.member_int(e)
         elif isinstance(e, ast.FieldAccess) and id(e) in self.analysis.fields:
             self.struct_field_int(e)
         elif isinstance(e, ast.FieldAccess):
@@ -108,10 +115,12 @@ class ExprGen:
             off = self.gen_mem(e.expr)
             t = self.type_of(e.expr)
             b.ldx(8, R0, R10, off + t.offsets()[e.index])
-        elif isinstance(e, ast.Call) and e.name == "kaddr":
+        elif isinstance(e, ast.Call) and e.name in ("kaddr", "uaddr"):
             self.em.load_imm(R0, self.analysis.consts[id(e)])
         elif isinstance(e, ast.Call) and e.name == "strftime":  # the time; the format is in the type
             self.gen_int(e.args[1])
+        elif isinstance(e, ast.Call) and e.name == "cgroup_path":  # the id; the runtime finds the path
+            self.gen_int(e.args[0])
         elif isinstance(e, ast.Call) and e.name == "nsecs":
             b.call(Helper.KTIME_GET_NS)
         elif isinstance(e, ast.Call) and e.name == "strncmp":
@@ -145,6 +154,8 @@ class ExprGen:
             b.sub(R0, R1)
         elif name == "ncpus":
             b.mov(R0, self.ncpus)
+        elif name == "ctx":
+            b.mov(R0, R6)
         elif name == "cpid":
             self.em.load_imm(R0, self.cpid)
         elif name == "retval" and self.kfunc is not None:  # fexit: after the arguments
@@ -211,6 +222,8 @@ class ExprGen:
             self.field_addr(e)
         elif isinstance(e, ast.Unary) and e.op == "*":
             self.gen_int(e.operand)
+        elif isinstance(e, ast.Index):
+            self.element_addr(e)
         else:
             raise AssertionError(f"gen_addr: unexpected {type(e).__name__}")
 
@@ -413,7 +426,7 @@ class ExprGen:
     def map_read_int(self, e: ast.Map) -> None:
         b = self.b
         info = self.maps[e.name]
-        if info.value.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX):
+        if info.value.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG):
             key = self.build_key(e)
             self.percpu_read(e.name, info.value.kind, lambda: self.em.stack_ptr(R2, key))
             return
@@ -429,10 +442,10 @@ class ExprGen:
 
     def percpu_read(self, name: str, kind: Kind, load_key: Callable[[], object]) -> None:
         """r0 = a per-CPU aggregation's value over every CPU (bpf_map_lookup_percpu_elem per CPU):
-        the sum for count/sum, the best sample for min/max; 0 when no CPU has one. `load_key` puts
-        the key's address in r2. Minimum kernel: 5.19."""
+        the sum for count/sum, the best sample for min/max, total / count (rounded toward zero) for
+        avg; 0 when no CPU has one. `load_key` puts the key's address in r2. Minimum kernel: 5.19."""
         b, em = self.b, self.em
-        acc, seen = em.alloc(8), em.alloc(8)
+        acc, seen = em.alloc(8), em.alloc(8)  # for avg: the count and the total
         b.st(8, R10, acc, 0)
         b.st(8, R10, seen, 0)
         for cpu in range(max(1, self.ncpus)):
@@ -442,11 +455,12 @@ class ExprGen:
             b.mov(R3, cpu)
             b.call(Helper.MAP_LOOKUP_PERCPU_ELEM)
             b.jmp("jeq", R0, 0, skip)
-            if kind in (Kind.COUNT, Kind.SUM):
-                b.ldx(8, R1, R0, 0)
-                b.ldx(8, R2, R10, acc)
-                b.add(R2, R1)
-                b.stx(8, R10, acc, R2)
+            if kind in (Kind.COUNT, Kind.SUM, Kind.AVG):
+                for at, slot in ((0, acc), (8, seen)) if kind is Kind.AVG else ((0, acc),):
+                    b.ldx(8, R1, R0, at)
+                    b.ldx(8, R2, R10, slot)
+                    b.add(R2, R1)
+                    b.stx(8, R10, slot, R2)
             else:
                 take = em.label("take")
                 b.ldx(8, R1, R0, 8)
@@ -460,7 +474,28 @@ class ExprGen:
                 b.stx(8, R10, acc, R1)
                 b.st(8, R10, seen, 1)
             b.label(skip)
+        if kind is Kind.AVG:
+            self.signed_divide(seen, acc)
+            return
         b.ldx(8, R0, R10, acc)
+
+    def signed_divide(self, num: int, den: int) -> None:
+        """r0 = the signed 64-bit value at r10+num divided by the unsigned one at r10+den, rounded
+        toward zero (0 when den is 0): unsigned division of the magnitude, as BPF before sdiv."""
+        b, em = self.b, self.em
+        pos, done = em.label("dpos"), em.label("ddone")
+        b.ldx(8, R2, R10, den)
+        b.mov(R0, 0)
+        b.jmp("jeq", R2, 0, done)
+        b.ldx(8, R0, R10, num)
+        b.jmp("jsge", R0, 0, pos)
+        b.neg(R0)
+        b.alu("div", R0, R2)
+        b.neg(R0)
+        b.ja(done)
+        b.label(pos)
+        b.alu("div", R0, R2)
+        b.label(done)
 
     # -- memory values -----------------------------------------------------------------------------
     def gen_mem(self, e: ast.Expr, dest: int | None = None) -> int:
@@ -486,6 +521,15 @@ class ExprGen:
                 self.gen_into(elem, out + pos)
         elif isinstance(e, ast.Call) and e.name == "str":
             self.call_str(e, out)
+        elif isinstance(e, ast.Call) and e.name == "path":  # bpf_d_path(path, buf, size)
+            null = self.em.label("nopath")
+            self.em.zero(out, STRLEN)
+            self.btf_pointer(e.args[0], null)
+            b.mov(R1, R0)
+            self.em.stack_ptr(R2, out)
+            b.mov(R3, STRLEN)
+            b.call(Helper.D_PATH)
+            b.label(null)
         elif isinstance(e, ast.Call) and e.name in ("ksym", "usym"):
             self.gen_int(e.args[0])
             b.stx(8, R10, out, R0)
@@ -499,6 +543,13 @@ class ExprGen:
             self.buf(e, out)
         elif isinstance(e, ast.Call) and e.name == "ntop":
             self.ntop(e, out)
+        elif t.kind is Kind.STRUCT and isinstance(e, ast.FieldAccess | ast.Unary | ast.Index) \
+                and not self.in_copy(e):
+            self.struct_copy(e, out)
+        elif isinstance(e, ast.FieldAccess) and self.type_of(e.expr).kind is Kind.STRUCT:
+            self.member_copy(e, out)
+        elif isinstance(e, ast.FieldAccess) and t.kind is Kind.ARRAY:
+            self.array_field(e, out)
         elif isinstance(e, ast.FieldAccess) and id(e) in self.analysis.fields:
             self.struct_field_str(e, out)
         elif isinstance(e, ast.FieldAccess):
@@ -568,9 +619,10 @@ class ExprGen:
         else:
             b.st(8, R10, out, 2)  # AF_INET
         addr = e.args[-1]
-        if self.type_of(addr).kind is Kind.STR:
+        at = self.type_of(addr)
+        if at.kind in (Kind.STR, Kind.ARRAY):
             src = self.gen_mem(addr)
-            self.em.copy(out + 8, src, 16)
+            self.em.copy(out + 8, src, min(16, at.storage))
         else:
             self.gen_int(addr)
             b.stx(8, R10, out + 8, R0)

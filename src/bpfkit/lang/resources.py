@@ -10,11 +10,17 @@ An event record is ``[u64 event id][payload]``; the id indexes `CompiledScript.e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from bpfkit.lang.ast import AttachPoint
+from bpfkit.lang.attach import AttachPoint
 from bpfkit.lang.source import Span
 from bpfkit.lang.types import Type
 from bpfkit.obj.spec import MapSpec, ProgramSpec
+
+if TYPE_CHECKING:
+    from bpfkit.lang.rare_events import JoinEvent as JoinEvent
+    from bpfkit.lang.rare_events import MapEvent as MapEvent
+    from bpfkit.lang.rare_events import TimeEvent as TimeEvent
 
 #: Name of the ring buffer map that carries every event to user space.
 EVENTS_MAP = "ringbuf"
@@ -65,35 +71,10 @@ class ExitEvent:
     """exit(): stop tracing."""
 
 
-@dataclass(frozen=True, slots=True)
-class MapEvent:
-    """print(@m), clear(@m) or zero(@m): `action` applied by the runtime to map `name`.
-
-    print(@m, top, div) prints only the `top` greatest entries (0: all), values divided by `div`
-    (0: as they are).
-    """
-
-    action: str
-    name: str
-    top: int = 0
-    div: int = 0
+if TYPE_CHECKING:  # at run time `Event` is built on first use (see `__getattr__`)
+    Event = PrintfEvent | ExitEvent | MapEvent | TimeEvent | JoinEvent
 
 
-@dataclass(frozen=True, slots=True)
-class TimeEvent:
-    """time(fmt): print the wall-clock time with a strftime format."""
-
-    format: str
-
-
-@dataclass(frozen=True, slots=True)
-class JoinEvent:
-    """join(array, delim): payload is [u64 count][JOIN_MAX strings of STRLEN bytes]."""
-
-    delim: str = " "
-
-
-Event = PrintfEvent | ExitEvent | MapEvent | TimeEvent | JoinEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +121,18 @@ class CompiledScript:
             if m.name == name:
                 return m
         raise KeyError(name)
+
+
+_RARE = frozenset({"JoinEvent", "MapEvent", "TimeEvent"})
+
+
+def __getattr__(name: str) -> Any:
+    # The events few scripts send live in `bpfkit.lang.rare_events`, imported when first asked for.
+    if name in _RARE or name == "Event":
+        from bpfkit.lang import rare_events
+
+        value: Any = (PrintfEvent | ExitEvent | rare_events.MapEvent | rare_events.TimeEvent
+                      | rare_events.JoinEvent) if name == "Event" else getattr(rare_events, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

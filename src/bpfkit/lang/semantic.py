@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast
 from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
 from bpfkit.lang.diagnostics import DiagnosticSink
+from bpfkit.lang.perf_events import HARDWARE_EVENTS
+from bpfkit.lang.printer import unparse_expr
 from bpfkit.lang.semantic_kernel import KernelChecks
 from bpfkit.lang.source import Span
 from bpfkit.lang.tracepoint_format import TracepointField, TracepointFormat
@@ -40,6 +42,7 @@ from bpfkit.lang.types import (
     Kind,
     Type,
     agg,
+    array_of,
     buffer,
     int_type,
     normalise,
@@ -65,6 +68,8 @@ class KfuncInfo:
 KfuncLookup = Callable[[str], "KfuncInfo | None"]
 #: The address of a kernel symbol (kaddr()), None when the kernel does not show it.
 SymbolLookup = Callable[[str], "int | None"]
+#: The (address, size) of data or code symbol `name` in user binary `binary` (uaddr()), None if missing.
+UserSymbolLookup = Callable[[str, str], "tuple[int, int] | None"]
 #: The parsed arguments (`bpfkit.obj.usdt.UsdtArgSpec` objects) of each site of a usdt attach point's
 #: probe, in attach order, read from the binary; raises BpfkitError when there is no such probe.
 UsdtLookup = Callable[[ast.AttachPoint], "Sequence[Sequence[UsdtArgSpec]]"]
@@ -80,8 +85,8 @@ PRINTF_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\
                          r"(?P<len>hh|h|ll|l|j|z|t)?(?P<conv>[diouxXcspr%])")
 #: The providers whose programs can be compiled (some may still be refused at attach time).
 SUPPORTED_PROVIDERS = frozenset({"BEGIN", "END", "tracepoint", "rawtracepoint", "uprobe", "uretprobe",
-                                 "usdt", "profile", "interval", "software", "kprobe", "kretprobe", "fentry",
-                                 "fexit"})
+                                 "usdt", "profile", "interval", "software", "hardware", "kprobe", "kretprobe",
+                                 "fentry", "fexit", "iter"})
 
 
 @dataclass(slots=True)
@@ -106,7 +111,8 @@ class Analysis:
     rewrites: dict[int, ast.Expr] = field(default_factory=dict)
     """Compound assignments desugared: id(Assign) -> the value expression to store."""
     consts: dict[int, int] = field(default_factory=dict)
-    """Values known at compile time: id(Call) of kaddr("sym") -> the symbol's address."""
+    """Values known at compile time: id(Call) of kaddr("sym") or uaddr("sym") -> the symbol's address;
+    id(Index) -> the byte size of the element it reads."""
     fields: dict[int, FieldInfo] = field(default_factory=dict)
     """Struct field accesses through BTF: id(FieldAccess) -> where and how to read the field."""
 
@@ -123,6 +129,9 @@ def tracepoint_field_type(f: TracepointField, category: str) -> Type | None:
     """The language type of a tracepoint field, or None if it cannot be read as a value."""
     if f.is_string:
         return STRING
+    if f.array and not f.data_loc and f.size % f.array == 0 and f.size // f.array in (1, 2, 4, 8):
+        size = f.size // f.array
+        return array_of(int_type(size, f.signed), f.array, size)
     if f.array is not None or f.data_loc:
         return None
     if f.is_pointer:
@@ -136,8 +145,10 @@ class _Analyzer(KernelChecks):
     def __init__(self, formats: FormatLookup, params: Sequence[str], lenient: bool,
                  maps: dict[str, MapDecl] | None = None, unsafe: bool = False,
                  kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
-                 ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None) -> None:
+                 ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None,
+                 usyms: UserSymbolLookup | None = None) -> None:
         self.formats = formats
+        self.usyms = usyms
         self.usdt = usdt
         self.ksyms = ksyms
         self.btf = btf
@@ -182,6 +193,10 @@ class _Analyzer(KernelChecks):
         elif ap.provider == "tracepoint" and not any(c in ap.raw for c in "*?[") \
                 and self.formats(ap.target, ap.func) is None:
             self.error(f"tracepoint not found: {ap.target}:{ap.func}", ap.span)
+        elif ap.provider == "iter":
+            self.check_iter(ap)
+        elif ap.provider == "hardware" and ap.target not in HARDWARE_EVENTS:
+            self.error(f"{ap.target} is not a hardware probe", ap.span)
         elif ap.provider == "usdt" and self.usdt is not None:
             try:
                 self.usdt(ap)
@@ -364,12 +379,17 @@ class _Analyzer(KernelChecks):
             want = "no" if hi == 0 else f"{lo}" if lo == hi else f"{lo}-{hi}"
             self.error(f"{call.name}() requires {want} argument{'s' if hi != 1 else ''} "
                        f"({len(call.args)} provided)", call.span)
+        signed = True
         for i, a in enumerate(call.args):
             t = self.expr(a)
             if not t.is_int:
                 self.error(f"{call.name}() only supports integer arguments ({t} provided)", a.span)
+            elif i == 0:
+                signed = t.signed
             if call.name == "lhist" and i > 0 and not isinstance(a, ast.Int | ast.Positional):
                 self.error(f"lhist() argument {i + 1} must be an integer literal", a.span)
+        if call.name == "sum":  # as bpftrace: a sum of unsigned values (uprobe args) is unsigned
+            return replace(agg(Kind.SUM), signed=signed)
         return agg(Kind(call.name))
 
     def lhist_params(self, call: ast.Call) -> tuple[int, int, int] | None:
@@ -402,8 +422,9 @@ class _Analyzer(KernelChecks):
     def expr(self, e: ast.Expr, statement: bool = False, record_ok: bool = False) -> Type:
         t = self._expr(e, statement)
         if t.kind is Kind.RECORD and not record_ok:
-            self.error(f"a value of type '{t}' can only be used for field access (.field) or its "
-                       "address taken", e.span)
+            t = self.struct_copy(t, e)  # a kernel struct used as a value: copied
+        elif t.kind is Kind.ARRAY and t.elems[0].kind is Kind.RECORD and not record_ok:
+            self.error(f"an array of structs ('{t}') can only be indexed: {unparse_expr(e)}[0]", e.span)
             t = INT64
         self.result.types[id(e)] = t
         return t
@@ -453,6 +474,8 @@ class _Analyzer(KernelChecks):
             return t.elems[e.index]
         if isinstance(e, ast.Tuple):
             return tuple_type(tuple(normalise(self.expr(x)) for x in e.elems))
+        if isinstance(e, ast.Index):
+            return self.index(e)
         if isinstance(e, ast.Cast):
             t = self.expr(e.expr)
             target = self.type_name(e.type)
@@ -460,13 +483,25 @@ class _Analyzer(KernelChecks):
                 return INT64
             if not t.is_int or not target.is_int:
                 self.error(f"Cannot cast from '{t}' to '{target}'", e.span)
+            elif target.is_pointer and (t.user or self.user_space_int_pointer(target)):
+                target = replace(target, user=True)  # (int32 *)arg0 in a uprobe points into the process
             return target
         self.error(f"{type(e).__name__.lower()} expressions are not supported by bpfkit yet", e.span)
         return INT64
 
+    def user_space_int_pointer(self, target: Type) -> bool:
+        """Whether a cast to integer pointer `target` makes a user pointer: in uprobe and usdt probes
+        (as bpftrace), where integers hold user addresses; kernel struct pointers stay kernel ones."""
+        assert self.probe is not None
+        providers = {ap.provider for ap in self.probe.attach_points}
+        return providers <= {"uprobe", "uretprobe", "usdt"} and target.target is not None \
+            and target.target.kind is Kind.INT
+
     def builtin(self, e: ast.Builtin) -> Type:
         assert self.probe is not None
         providers = {ap.provider for ap in self.probe.attach_points}
+        if e.name == "ctx":
+            return self.iter_ctx(e)
         if e.name == "curtask":
             spec = self.spec()
             task = named_type(spec, "struct task_struct", 1) if spec is not None else None
@@ -539,11 +574,12 @@ class _Analyzer(KernelChecks):
             self.error(f"Undefined map: @{e.name}", e.span)
             return INT64
         self.check_key(e, decl, key)
-        if decl.value.kind in (Kind.AVG, Kind.STATS, Kind.HIST, Kind.LHIST):
-            self.error(f"reading a {decl.value.kind.value}() map in a probe is not supported", e.span)
+        if decl.value.kind in (Kind.STATS, Kind.HIST, Kind.LHIST):
+            self.error(f"the value of a {decl.value.kind.value}() map cannot be read in a probe (only "
+                       "count, sum, min, max and avg maps can)", e.span)
             return INT64
         if decl.value.kind in AGGREGATIONS:
-            return INT64 if decl.value.kind is not Kind.COUNT else UINT64
+            return int_type(8, decl.value.signed)
         return decl.value
 
     def binary(self, e: ast.Binary) -> Type:
@@ -562,6 +598,8 @@ class _Analyzer(KernelChecks):
             self.declare_map(e.operand, self.map_key(e.operand), INT64, None, e.span)  # starts at 0
         if e.op == "*":
             return self.deref(e)
+        if e.op == "&":
+            return self.address_of(e)
         t = self.expr(e.operand)
         if e.op in ("++", "--"):
             if not isinstance(e.operand, ast.Var | ast.Map):
@@ -569,9 +607,6 @@ class _Analyzer(KernelChecks):
             elif not t.is_int:
                 self.error(f"The {e.op} operator can only be applied to integers, not '{t}'", e.span)
             return t
-        if e.op == "&":
-            self.error(f"the unary '{e.op}' operator is not supported by bpfkit yet", e.span)
-            return INT64
         if not t.is_int:
             self.error(f"The {e.op} operator can not be used on expressions of type '{t}'", e.span)
         return INT64 if e.op == "!" else int_type(8, t.signed or e.op == "-")
@@ -693,6 +728,8 @@ class _Analyzer(KernelChecks):
             return UINT64
         if name in ("kstack", "ustack"):
             return self.stack_call(e)
+        if name == "uaddr":
+            return self.uaddr(e)
         if name == "buf":
             if self.nargs(e, 1, 2):
                 t = self.expr(args[0])
@@ -713,10 +750,15 @@ class _Analyzer(KernelChecks):
             if self.nargs(e, 1, 2):
                 for a in args:
                     t = self.expr(a)
-                    if not (t.is_int or (a is args[-1] and t.kind is Kind.STR)):
+                    byte_array = t.kind is Kind.STR or (t.kind is Kind.ARRAY and t.limit == 1)
+                    if not (t.is_int or (a is args[-1] and byte_array)):
                         self.error("ntop() expects an address family and an integer or byte-array address",
                                    a.span)
             return INET
+        if name == "path":
+            return self.path_call(e)
+        if name == "cgroup_path":
+            return self.cgroup_path_call(e)
         if name == "strftime":
             if self.nargs(e, 2, 2):
                 if not isinstance(args[0], ast.Str):
@@ -765,7 +807,8 @@ def signal_number(name: str) -> int | None:
 
 def analyze(program: ast.Program, formats: FormatLookup, params: Sequence[str] = (), *,
             unsafe: bool = False, kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
-            ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None) -> Analysis:
+            ksyms: SymbolLookup | None = None, usdt: UsdtLookup | None = None,
+            usyms: UserSymbolLookup | None = None) -> Analysis:
     """Type-check `program`; raise `CompileError` listing every user error.
 
     `formats(category, name)` returns the record format of a tracepoint (None if there is none).
@@ -773,7 +816,7 @@ def analyze(program: ast.Program, formats: FormatLookup, params: Sequence[str] =
     kfunc/kretfunc probes (from the kernel's BTF).
     """
     first = _Analyzer(formats, params, lenient=True, unsafe=unsafe, kfuncs=kfuncs, btf=btf,
-                      ksyms=ksyms, usdt=usdt).run(program)
+                      ksyms=ksyms, usdt=usdt, usyms=usyms).run(program)
     final = _Analyzer(formats, params, lenient=False, maps=first.maps, unsafe=unsafe, kfuncs=kfuncs,
-                      btf=btf, ksyms=ksyms, usdt=usdt)
+                      btf=btf, ksyms=ksyms, usdt=usdt, usyms=usyms)
     return final.run(program)

@@ -1,5 +1,6 @@
-"""Semantic checks for kernel types and map iteration: struct fields through BTF, ``*ptr``, typed
-tracepoint pointers, ``kstack(mode, n)`` and ``for ($kv : @m)``.
+"""Semantic checks for kernel types and map iteration: struct fields through BTF, ``*ptr``, ``&field``,
+array and pointer subscripts, typed tracepoint pointers, ``uaddr()``, ``kstack(mode, n)`` and
+``for ($kv : @m)``.
 
 `KernelChecks` is a mixin of the analyzer in `bpfkit.lang.semantic`; it relies on the analyzer's
 `expr`, `block`, `error`, `const_int`, `nargs` and state (`result`, `vars`, `btf`, `loop_depth`).
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
-from bpfkit.lang.btftypes import BtfLookup, named_type
+from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type, struct_value
 from bpfkit.lang.btftypes import field as btf_field
 from bpfkit.lang.source import Span
 from bpfkit.lang.types import (
@@ -21,10 +22,12 @@ from bpfkit.lang.types import (
     INT64,
     KSTACK,
     STACK_FRAMES,
-    UINT64,
+    STRING,
     USTACK,
     Kind,
     Type,
+    cgroup_path,
+    int_type,
     normalise,
     pointer_to,
     tuple_type,
@@ -32,7 +35,7 @@ from bpfkit.lang.types import (
 
 if TYPE_CHECKING:
     from bpfkit.btf import Spec
-    from bpfkit.lang.semantic import Analysis
+    from bpfkit.lang.semantic import Analysis, UserSymbolLookup
 
 _STRUCT_POINTER = re.compile(r"(?:const\s+)?(struct|union)\s+(\w+)\s*\*")
 
@@ -44,6 +47,8 @@ class KernelChecks:
     result: Analysis
     vars: dict[str, Type]
     loop_depth: int
+    probe: ast.Probe | None
+    usyms: UserSymbolLookup | None
 
     def expr(self, e: ast.Expr, statement: bool = False, record_ok: bool = False) -> Type:
         raise NotImplementedError
@@ -83,11 +88,10 @@ class KernelChecks:
         if decl.key is None:
             self.error(f"for loops need a map with keys; @{m.name} has none", m.span)
             return
-        if decl.value.kind in (Kind.AVG, Kind.STATS, Kind.HIST, Kind.LHIST):
+        if decl.value.kind in (Kind.STATS, Kind.HIST, Kind.LHIST):
             self.error(f"for loops over {decl.value.kind.value}() maps are not supported yet", m.span)
             return
-        value = decl.value if decl.value.kind not in AGGREGATIONS else \
-            (UINT64 if decl.value.kind is Kind.COUNT else INT64)
+        value = decl.value if decl.value.kind not in AGGREGATIONS else int_type(8, decl.value.signed)
         outer = set(self.vars)
         kv = tuple_type((normalise(decl.key), normalise(value)))
         self.vars[s.var.name] = kv
@@ -122,9 +126,36 @@ class KernelChecks:
         target = replace(found.target, user=t.user) if found.target is not None else None
         return pointer_to(target, found.cname, user=t.user)
 
+    def struct_copy(self, rec: Type, e: ast.Expr) -> Type:
+        """The STRUCT value a kernel struct (RECORD) expression gives when used as a value."""
+        spec = self.spec()
+        if spec is None:
+            self.error("struct values need the kernel's BTF (/sys/kernel/btf/vmlinux)", e.span)
+            return INT64
+        try:
+            return replace(struct_value(spec, rec.btf_id, rec.cname), user=rec.user)
+        except BpfkitError as exc:
+            self.error(str(exc), e.span)
+            return INT64
+
+    def member_of_copy(self, e: ast.FieldAccess, base: Type) -> Type:
+        """``$s.field`` on a struct copied as a value: the member's bytes in the copy."""
+        if e.arrow:
+            self.error(f"Can not access field '{e.field}' on type '{base}' with '->': it is not a pointer "
+                       "(use '.')", e.span)
+            return INT64
+        for m in base.members:
+            if m.name == e.field:
+                self.result.fields[id(e)] = FieldInfo(m.offset, m.size, m.type, m.bit_shift, m.bit_size)
+                return int_type(8, m.type.signed) if m.bit_size else m.type
+        self.error(f"Struct/union of type '{base}' does not contain a field named '{e.field}'", e.span)
+        return INT64
+
     def struct_field(self, e: ast.FieldAccess) -> Type:
         """``ptr->field`` / ``record.field`` on a kernel struct typed from BTF."""
         base = self.expr(e.expr, record_ok=True)
+        if base.kind is Kind.STRUCT:
+            return self.member_of_copy(e, base)
         rec = base.target if base.is_pointer else base
         if rec is None or rec.kind is not Kind.RECORD:
             what = "a struct/union pointer" if base.is_pointer else "a struct, union or pointer to one"
@@ -157,6 +188,124 @@ class KernelChecks:
             return INT64
         return t.target
 
+
+    def address_of(self, e: ast.Unary) -> Type:
+        """``&expr``: the address of a kernel struct or of one of its fields (BTF), as a typed pointer;
+        nothing is read. (bpftrace 0.17 has no ``&``; later versions take the address of fields.)"""
+        t = self.expr(e.operand, record_ok=True)
+        info = self.result.fields.get(id(e.operand))
+        if (info is None and t.kind is not Kind.RECORD) or (info is not None and info.bit_size):
+            self.error("The & operator takes the address of a struct field or struct (through BTF) only",
+                       e.span)
+            return INT64
+        if t.kind is Kind.STR:  # a char array: a pointer to its first char
+            target: Type = int_type(1, True)
+        else:
+            target = t
+        return pointer_to(target, f"{target} *", user=t.user)
+
+    def index(self, e: ast.Index) -> Type:
+        """``array[N]`` (a literal index within the bounds, as bpftrace 0.17) or ``ptr[i]`` (any integer
+        index: ``*(ptr + i)``); the element's byte size is kept in `consts` for the code generator."""
+        base = self.expr(e.expr, record_ok=True)
+        if base.kind is Kind.ARRAY:
+            self.expr(e.index)
+            if not isinstance(e.index, ast.Int | ast.Positional):
+                self.error("The array index operator [] only accepts literal integer indices.", e.span)
+            elif not 0 <= self.const_int(e.index) < base.size:
+                self.error(f"the index {self.const_int(e.index)} is out of bounds for array of size "
+                           f"{base.size}", e.index.span)
+            self.result.consts[id(e)] = base.limit
+            return base.elems[0]
+        target = base.target if base.is_pointer else None
+        if target is None or not (target.kind is Kind.RECORD or (target.is_int
+                                                                 and target.size in (1, 2, 4, 8))):
+            self.error(f"The array index operator [] can not be used on expressions of type '{base}'",
+                       e.span)
+            return INT64
+        if not self.expr(e.index).is_int:
+            self.error("The array index must be an integer", e.index.span)
+        size = target.size
+        if target.kind is Kind.RECORD:
+            spec = self.spec()
+            size = spec.sizeof(target.btf_id) if spec is not None else 0
+        self.result.consts[id(e)] = size
+        return target
+
+    def uaddr(self, e: ast.Call) -> Type:
+        """uaddr("symbol"): the address of a symbol of the probed binary, as a pointer to a signed
+        integer of the symbol's size (1, 2, 4, else 8 bytes) in user memory (as bpftrace 0.17)."""
+        assert self.probe is not None
+        fallback = pointer_to(INT64, "int64 *", user=True)
+        if not self.nargs(e, 1, 1):
+            return fallback
+        a = e.args[0]
+        if not isinstance(a, ast.Str):
+            self.error("uaddr() expects a symbol name as a string literal", a.span)
+            return fallback
+        aps = self.probe.attach_points
+        bad = next((ap for ap in aps if ap.provider not in ("uprobe", "uretprobe", "usdt")), None)
+        if bad is not None:
+            self.error(f'uaddr can not be used with "{bad.provider}" probes', e.span)
+            return fallback
+        sym = a.value.decode("utf-8", "replace")
+        found = self.usyms(aps[0].target, sym) if self.usyms is not None else None
+        if found is None:
+            self.error(f"Could not resolve symbol: {aps[0].target}:{sym}", e.span)
+            return fallback
+        address, size = found
+        self.result.consts[id(e)] = address
+        target = int_type(size if size in (1, 2, 4) else 8, True)
+        return pointer_to(target, f"{target} *", user=True)
+
+    def check_iter(self, ap: ast.AttachPoint) -> None:
+        """iter:NAME needs the kernel's iterator NAME: its context struct ``bpf_iter__NAME`` in BTF."""
+        spec = self.spec()
+        if ap.pin:
+            self.error("iter probes with a pin path are not supported by bpfkit yet", ap.span)
+        elif spec is None:
+            self.error("iter probes need the kernel's BTF (/sys/kernel/btf/vmlinux)", ap.span)
+        elif named_type(spec, f"struct bpf_iter__{ap.target}", 1) is None:
+            self.error(f"iter {ap.target} not available for your kernel version (no struct "
+                       f"bpf_iter__{ap.target} in its BTF)", ap.span)
+
+    def iter_ctx(self, e: ast.Builtin) -> Type:
+        """``ctx`` in an iter probe: a pointer to the iterator's context (``struct bpf_iter__task *``),
+        whose object (``ctx->task``) is never NULL in the probe's body."""
+        assert self.probe is not None
+        aps = self.probe.attach_points
+        if any(ap.provider != "iter" for ap in aps) or len({ap.target for ap in aps}) != 1:
+            self.error("The ctx builtin can only be used with iter probes (of one iterator)", e.span)
+            return INT64
+        spec = self.spec()
+        found = named_type(spec, f"struct bpf_iter__{aps[0].target}", 1) if spec is not None else None
+        return found or INT64  # no such iterator: reported at the attach point
+
+    def path_call(self, e: ast.Call) -> Type:
+        """path(struct path * or struct path): the file's path through bpf_d_path, which the kernel
+        allows only in tracing programs (kernel/trace/bpf_trace.c), so only in kfunc/kretfunc and
+        iter probes. The argument is passed as the kernel's own (BTF-typed) pointer, so it must be
+        reached from the probe's context: ``args->path``, ``ctx->file->f_path``."""
+        assert self.probe is not None
+        if not {ap.provider for ap in self.probe.attach_points} <= {"fentry", "fexit", "iter"}:
+            self.error("The path function can only be used with 'kfunc', 'kretfunc', 'iter' probes", e.span)
+        if self.nargs(e, 1, 1):
+            t = self.expr(e.args[0], record_ok=True)
+            if not (t.is_pointer or t.kind is Kind.RECORD):
+                self.error(f"path() expects a struct path or a pointer to one, got '{t}'", e.args[0].span)
+        return STRING
+
+    def cgroup_path_call(self, e: ast.Call) -> Type:
+        """cgroup_path(id[, "filter"]): the id, shown by the runtime as the cgroup's paths."""
+        if not self.nargs(e, 1, 2):
+            return INT64
+        if not self.expr(e.args[0]).is_int:
+            self.error("cgroup_path() expects an integer cgroup id", e.args[0].span)
+        filt = e.args[1] if len(e.args) == 2 else ast.Str(b"")
+        if not isinstance(filt, ast.Str):
+            self.error("cgroup_path() filter must be a string literal", filt.span)
+            return cgroup_path("")
+        return cgroup_path(filt.value.decode("utf-8", "replace"))
 
     def stack_call(self, e: ast.Call) -> Type:
         """kstack([mode,] [limit]) / ustack(...): mode ``bpftrace`` or ``perf``, limit a literal."""

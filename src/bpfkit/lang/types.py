@@ -44,10 +44,33 @@ class Kind(enum.Enum):
     INET = "inet"
     # buf(ptr, n): `size` bytes shown hex-escaped; stored as [u64 length][bytes, 8-aligned].
     BUF = "buffer"
+    # cgroup_path(id, filter): a cgroup id (u64), shown as its path in each cgroup hierarchy whose
+    # name matches `fmt` (the filter; "" for all).
+    CGROUP_PATH = "cgroup_path"
+    # A fixed array (BTF or tracepoint field): `size` elements of type `elems[0]`, each `limit` bytes,
+    # stored packed (elements keep their width), shown as bpftrace shows arrays: [1,2,3].
+    ARRAY = "array"
+    # A copy of a kernel struct or union as a value (``@x = curtask->se.load``): `size` bytes laid out
+    # as in the kernel, described member by member (`members`), shown as { .a = 1, .b = { ... } }.
+    STRUCT = "struct"
 
 
 AGGREGATIONS = frozenset({Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG, Kind.STATS, Kind.HIST,
                           Kind.LHIST})
+
+
+@dataclass(frozen=True, slots=True)
+class StructMember:
+    """One member of a STRUCT value: `size` bytes at byte `offset` of the copy, of type `type` (an
+    integer of its own width, a pointer, a string for a char array, an ARRAY or a STRUCT); for a
+    bitfield, bits [bit_shift, bit_shift + bit_size) of those bytes."""
+
+    name: str
+    offset: int
+    size: int
+    type: Type
+    bit_shift: int = 0
+    bit_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +94,10 @@ class Type:
     cname: str = ""
     fmt: str = ""
     limit: int = 0
-    """kstack/ustack: frames shown (0: all); `fmt` is the stack mode ("perf", or "" for bpftrace)."""
+    """kstack/ustack: frames shown (0: all); `fmt` is the stack mode ("perf", or "" for bpftrace).
+    ARRAY: bytes per element."""
+    members: tuple[StructMember, ...] = ()
+    """STRUCT: the members, anonymous structs and unions flattened into their parent."""
 
     @property
     def storage(self) -> int:
@@ -86,6 +112,10 @@ class Type:
             return 24
         if self.kind is Kind.BUF:
             return 8 + (self.size + 7) // 8 * 8
+        if self.kind is Kind.ARRAY:
+            return (self.size * self.limit + 7) // 8 * 8
+        if self.kind is Kind.STRUCT:
+            return (self.size + 7) // 8 * 8
         if self.kind in (Kind.USTACK, Kind.USYM):
             return 16  # (stack id or address, pid): user addresses mean something only in their process
         return 8
@@ -98,7 +128,7 @@ class Type:
     def in_memory(self) -> bool:
         """Whether values live in memory (strings, tuples) rather than in a register."""
         return self.kind in (Kind.STR, Kind.TUPLE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM, Kind.INET,
-                             Kind.BUF)
+                             Kind.BUF, Kind.ARRAY, Kind.STRUCT)
 
     def offsets(self) -> list[int]:
         """Byte offset of each tuple element."""
@@ -112,10 +142,15 @@ class Type:
         """Whether values of the two types can share a map slot or variable (int widths may differ)."""
         if self.kind is not other.kind:
             return False
-        if self.kind is Kind.TIMESTAMP:
+        if self.kind in (Kind.TIMESTAMP, Kind.CGROUP_PATH):
             return self.fmt == other.fmt
         if self.kind is Kind.BUF:
             return self.size == other.size
+        if self.kind is Kind.ARRAY:
+            return (self.size, self.limit, self.elems[0].signed) == (other.size, other.limit,
+                                                                     other.elems[0].signed)
+        if self.kind is Kind.STRUCT:
+            return (self.cname, self.size) == (other.cname, other.size)
         if self.kind in (Kind.KSTACK, Kind.USTACK):
             return (self.fmt, self.limit) == (other.fmt, other.limit)
         if self.kind is Kind.TUPLE:
@@ -139,7 +174,7 @@ class Type:
         if self.kind is Kind.BUF:
             return f"buffer[{self.size}]"
         if self.kind in (Kind.NONE, Kind.KSTACK, Kind.USTACK, Kind.KSYM, Kind.USYM, Kind.TIMESTAMP,
-                         Kind.INET):
+                         Kind.INET, Kind.CGROUP_PATH):
             return str(self.kind.value)
         return f"{self.kind.value}_t"
 
@@ -180,6 +215,15 @@ def buffer(size: int) -> Type:
 
 def timestamp(fmt: str) -> Type:
     return Type(Kind.TIMESTAMP, 8, False, fmt=fmt)
+
+
+def cgroup_path(filter_: str) -> Type:
+    return Type(Kind.CGROUP_PATH, 8, False, fmt=filter_)
+
+
+def array_of(elem: Type, count: int, elem_size: int) -> Type:
+    """`count` elements of `elem`, each `elem_size` bytes (an integer's width, or a struct's size)."""
+    return Type(Kind.ARRAY, count, False, elems=(elem,), limit=elem_size, cname=f"{elem}[{count}]")
 
 
 def tuple_type(elems: tuple[Type, ...]) -> Type:

@@ -1,8 +1,8 @@
 """`MapSpec` and `ProgramSpec`: what a map or program is, before the kernel makes one.
 
 Pure data. The ELF loader (`bpfkit.obj.load_object`) fills them from objects; `bpfkit.kernel.Map.create(spec)`
-and `bpfkit.kernel.Program.load(spec)` turn them into kernel objects. The records below them say what a
-loader still has to fill in: `Reference`s (map fds, kernel symbols) and `CoreRelocation`s.
+and `bpfkit.kernel.Program.load(spec)` turn them into kernel objects. The records of what a loader still
+has to fill in (`Reference`s, `CoreRelocation`s...) live in `bpfkit.obj.records` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from bpfkit.isa import Instruction
-from bpfkit.uapi.btf import CoreReloKind
 from bpfkit.uapi.enums import AttachType, MapType, ProgType
+
+if TYPE_CHECKING:  # annotations only: loading a spec's bytecode does not need the instruction set package
+    from bpfkit.isa import Instruction
+    from bpfkit.obj.records import CoreRelocation as CoreRelocation
+    from bpfkit.obj.records import Reference as Reference
+    from bpfkit.obj.records import RefKind as RefKind
+    from bpfkit.obj.records import SourceLine as SourceLine
+    from bpfkit.obj.records import Subprogram as Subprogram
+
+#: Names defined in `bpfkit.obj.records`, imported from there on first use (PEP 562).
+_RECORDS = frozenset({"CoreRelocation", "Reference", "RefKind", "SourceLine", "Subprogram"})
 
 
 class PinType(enum.IntEnum):
@@ -22,72 +32,6 @@ class PinType(enum.IntEnum):
     NONE = 0
     BY_NAME = 1
     """Pin at `<pin root>/<map name>` (default root /sys/fs/bpf); reuse a compatible pinned map."""
-
-
-class RefKind(enum.Enum):
-    """What a loader writes into the instruction a `Reference` names."""
-
-    MAP = "map"
-    """lddw with src MAP_FD: the low 32 bits of imm become the map's fd."""
-    MAP_VALUE = "map_value"
-    """lddw with src MAP_VALUE: the low 32 bits of imm become the map's fd; the high 32 bits already
-    hold the byte offset into the map's value (global data, `.kconfig` externs)."""
-    KSYM = "ksym"
-    """lddw of a `__ksym` variable: typed externs get src BTF_ID and the kernel BTF id (high half: the
-    module BTF fd); typeless ones (src 0) get the kernel symbol's address."""
-    KFUNC = "kfunc"
-    """call with src KFUNC (kernel function): imm becomes the function's kernel BTF id and off the
-    index of the module BTF fd (0 for vmlinux)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """An instruction of a program that refers to something only the loader can resolve.
-
-    `index` is the instruction's slot in `ProgramSpec.insns` (an lddw takes two slots; `index` is its
-    first). `target` is a map name (MAP, MAP_VALUE; a key of `ObjectSpec.maps`) or an extern name (KSYM,
-    KFUNC; a key of `ObjectSpec.externs`). `symbol` is the ELF symbol the relocation named (a map, a
-    variable, an extern or a section), for messages.
-    """
-
-    index: int
-    kind: RefKind
-    target: str
-    offset: int = 0
-    symbol: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Subprogram:
-    """A function in a linked program: the main function at index 0, then each appended subprogram."""
-
-    index: int
-    name: str
-    section: str = ""
-    btf_type_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SourceLine:
-    """A line_info record with its strings resolved: instruction `index` comes from `file`:`line`."""
-
-    index: int
-    file: str
-    line: int
-    column: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class CoreRelocation:
-    """A CO-RE relocation of instruction `index`: `kind` against local BTF type `type_id`, following
-    `access` (field indices such as "0:1:2", or an enumerator index). Applied at load against the
-    target kernel's BTF."""
-
-    index: int
-    kind: CoreReloKind
-    type_id: int
-    access: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +106,15 @@ class ProgramSpec:
         """A spec from a list of instructions (stored as a tuple, so the spec stays hashable)."""
         body = insns if isinstance(insns, bytes) else tuple(insns)
         return ProgramSpec(prog_type, body, **kwargs)  # type: ignore[arg-type]
+
+
+def __getattr__(name: str) -> Any:
+    # The loader records are not needed to create a map or load bytecode (a cached script), so their
+    # module is imported only when one of them is asked for.
+    if name in _RECORDS:
+        from bpfkit.obj import records
+
+        value = getattr(records, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

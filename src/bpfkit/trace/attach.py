@@ -7,12 +7,14 @@ in the ELF reader.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bpfkit.errors import NotSupportedError
-from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
-from bpfkit.kernel.programs import Program
-from bpfkit.lang import ast
-from bpfkit.lang.probes import TIME_UNITS
-from bpfkit.trace.system import SOFTWARE_EVENTS
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
+    from bpfkit.kernel.programs import Program
+    from bpfkit.lang import ast
 
 
 def attach_count(ap: ast.AttachPoint) -> int:
@@ -53,6 +55,8 @@ def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> 
     from bpfkit.uapi.perf import PerfSwId, PerfType
 
     if p in ("profile", "interval"):
+        from bpfkit.lang.probes import TIME_UNITS
+
         freq = ap.freq or 0
         unit_ns = TIME_UNITS.get(ap.unit, 0)
         kwargs = {"sample_freq": freq} if unit_ns == 0 else {"sample_period": freq * unit_ns}
@@ -60,8 +64,16 @@ def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> 
         return attach_perf_event(prog, PerfType.SOFTWARE, PerfSwId.CPU_CLOCK, cpus=cpus,
                                  pid=pid if pid is not None and p == "profile" else -1, **kwargs)
     if p == "software":
+        from bpfkit.trace.system import SOFTWARE_EVENTS
+
         config, period = SOFTWARE_EVENTS[ap.target]
         return attach_perf_event(prog, PerfType.SOFTWARE, config, sample_period=ap.freq or period,
+                                 pid=pid if pid is not None else -1)
+    if p == "hardware":
+        from bpfkit.lang.perf_events import HARDWARE_EVENTS
+
+        config, period = HARDWARE_EVENTS[ap.target]
+        return attach_perf_event(prog, PerfType.HARDWARE, config, sample_period=ap.freq or period,
                                  pid=pid if pid is not None else -1)
     if p in ("kprobe", "kretprobe"):
         from bpfkit.kernel.attach.kprobe import attach_kprobe, probe_kprobes
@@ -70,6 +82,10 @@ def attach_probe(prog: Program, ap: ast.AttachPoint, pid: int | None = None) -> 
         if why is not None:
             raise NotSupportedError(f"{p}:{ap.func}", detail=why)
         return attach_kprobe(prog, ap.func, ap.offset or 0, retprobe=p == "kretprobe")
+    if p == "iter":
+        from bpfkit.kernel.attach.iter import attach_iter
+
+        return attach_iter(prog, target=ap.target)
     if p in ("fentry", "fexit"):
         from bpfkit.kernel.attach.tracing import attach_tracing
 

@@ -6,26 +6,28 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bpfkit.lang.resources import (
-    JOIN_MAX,
-    CompiledScript,
-    ExitEvent,
-    JoinEvent,
-    MapEvent,
-    PrintfEvent,
-    TimeEvent,
-)
+from bpfkit.lang.resources import JOIN_MAX, CompiledScript, ExitEvent, PrintfEvent
 from bpfkit.lang.types import STRLEN, Kind
-from bpfkit.trace.output import StackText, buffer_bytes, decode, format_map, json_map, value_stack
+from bpfkit.trace.output import (
+    StackText,
+    buffer_bytes,
+    decode,
+    format_map,
+    json_dumps,
+    json_map,
+    value_stack,
+)
 from bpfkit.trace.printf import format_printf
 from bpfkit.uapi.enums import MapType
+
+if TYPE_CHECKING:
+    from bpfkit.lang.resources import Event, MapEvent
 
 _ID = struct.Struct("<Q")
 
@@ -81,17 +83,25 @@ class EventPrinter:
                 self.err.write(f"{event.stream.upper()}: {text}" if text.endswith("\n") else
                                f"{event.stream.upper()}: {text}\n")
             elif self.json:
-                self.out.write(json.dumps({"type": "printf", "data": text}) + "\n")
+                self.out.write(json_dumps({"type": "printf", "data": text}) + "\n")
             else:
                 self.out.write(text)
-        elif isinstance(event, JoinEvent):
+        elif isinstance(event, ExitEvent):
+            self.exiting = True
+        else:
+            self._rare_event(event, record)
+
+    def _rare_event(self, event: Event, record: memoryview | bytes) -> None:
+        """join(), print/clear/zero and time(): their classes are imported only by the scripts that send
+        them (`bpfkit.lang.rare_events`; start-up is a hot path)."""
+        from bpfkit.lang.resources import JoinEvent, MapEvent, TimeEvent
+
+        if isinstance(event, JoinEvent):
             (count,) = _ID.unpack_from(record, 8)
             parts = [bytes(record[16 + i * STRLEN:16 + (i + 1) * STRLEN]).split(b"\0", 1)[0]
                      for i in range(min(count, JOIN_MAX))]
             text = event.delim.join(p.decode("utf-8", "replace") for p in parts) + "\n"
-            self.out.write(json.dumps({"type": "join", "data": text}) + "\n" if self.json else text)
-        elif isinstance(event, ExitEvent):
-            self.exiting = True
+            self.out.write(json_dumps({"type": "join", "data": text}) + "\n" if self.json else text)
         elif isinstance(event, MapEvent):
             self.map_action(event)
         elif isinstance(event, TimeEvent):

@@ -7,16 +7,14 @@ by their total count ascending; everything else by key. Ties are broken by key s
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from bpfkit.lang.resources import MapInfo
-from bpfkit.lang.types import Kind, Type
+from bpfkit.lang.types import Kind, StructMember, Type
 
 _U64 = struct.Struct("<Q")
 _Q2 = struct.Struct("<QQ")
@@ -43,12 +41,16 @@ def hex_address(addr: int) -> str:
     return f"{addr:#x}" if addr else "0"
 
 
-def decode(t: Type, raw: bytes, stacks: StackText | None = None) -> Value:
-    """A stored value of type `t` as Python data (ints, strs, tuples; stacks as their text)."""
+def decode(t: Type, raw: bytes, stacks: StackText | None = None, *, key: bool = False) -> Value:
+    """A stored value of type `t` as Python data (ints, strs, tuples; stacks as their text).
+
+    bpftrace 0.17 prints 64-bit integers differently in map keys and values: a `key` integer is shown
+    signed whatever its type and a pointer key in hex; a pointer value is shown signed.
+    """
     if t.kind is Kind.STR:
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
     if t.kind is Kind.TUPLE:
-        return tuple(decode(e, raw[off:off + e.storage], stacks)
+        return tuple(decode(e, raw[off:off + e.storage], stacks, key=key)
                      for e, off in zip(t.elems, t.offsets(), strict=True))
     if t.kind is Kind.INET:
         return format_inet(raw)
@@ -56,6 +58,21 @@ def decode(t: Type, raw: bytes, stacks: StackText | None = None) -> Value:
         return "".join(chr(c) if 32 <= c < 127 else f"\\x{c:02x}" for c in buffer_bytes(t, raw))
     if t.kind is Kind.TIMESTAMP:
         return format_timestamp(t.fmt, int(_U64.unpack_from(raw.ljust(8, b"\0"))[0]))
+    if t.kind is Kind.ARRAY:  # bpftrace: [1,2,3]
+        size, elem = t.limit, t.elems[0]
+        data = raw.ljust(t.size * size, b"\0")
+        signed = elem.signed or key  # in a key, bpftrace shows array elements signed like other integers
+        return "[" + ",".join(str(int.from_bytes(data[i * size:(i + 1) * size], "little", signed=signed))
+                              for i in range(t.size)) + "]"
+    if t.kind is Kind.STRUCT:  # bpftrace: { .a = 1, .b = x } as a value, {.a=1,.b=x} as a key
+        parts = [(m.name, _member(m, raw, stacks, key)) for m in t.members]
+        if key:
+            return "{" + ",".join(f".{n}={v}" for n, v in parts) + "}"
+        return "{ " + ", ".join(f".{n} = {v}" for n, v in parts) + " }"
+    if t.kind is Kind.CGROUP_PATH:
+        from bpfkit.trace.cgroup import cgroup_path  # reads the cgroup file systems: only when asked
+
+        return cgroup_path(int(_U64.unpack_from(raw.ljust(8, b"\0"))[0]), t.fmt)
     if t.kind in (Kind.KSTACK, Kind.USTACK):
         sid, pid = struct.unpack_from("<qq", raw.ljust(16, b"\0"))
         text = (stacks or _no_stacks)(t.kind, sid, pid, t.fmt)
@@ -67,9 +84,28 @@ def decode(t: Type, raw: bytes, stacks: StackText | None = None) -> Value:
         sid, pid = struct.unpack_from("<qq", raw.ljust(16, b"\0"))
         return (stacks or _no_stacks)(t.kind, sid, pid)
     v = int(_U64.unpack_from(raw.ljust(8, b"\0"))[0])
-    if t.signed and v >= 1 << 63:
+    if key and t.is_pointer:
+        return hex_address(v)
+    if (t.signed or key or t.is_pointer) and v >= 1 << 63:
         v -= 1 << 64
     return v
+
+
+def _member(m: StructMember, raw: bytes, stacks: StackText | None, key: bool) -> str:
+    """One member of a struct value as text."""
+    data = raw[m.offset:m.offset + m.size].ljust(m.size, b"\0")
+    t = m.type
+    if t.kind is Kind.INT:
+        v = int.from_bytes(data, "little")
+        if m.bit_size:
+            v = (v >> m.bit_shift) & ((1 << m.bit_size) - 1)
+            bits = m.bit_size
+        else:
+            bits = m.size * 8
+        if (t.signed or key or t.is_pointer) and v >= 1 << (bits - 1):
+            v -= 1 << bits
+        return str(v)
+    return show(decode(t, data, stacks, key=key))
 
 
 def buffer_bytes(t: Type, raw: bytes) -> bytes:
@@ -174,12 +210,6 @@ def _merged(info: MapInfo, items: Iterable[tuple[bytes, bytes | list[bytes]]]) -
     return [(bytes(k), merge_cpus(info.value.kind, v)) for k, v in items]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    key: Value | None
-    raw: bytes
-
-
 def hist_label(power: int) -> str:
     """``2**power`` with bpftrace's binary suffixes (1K, 2M...)."""
     return f"{1 << (power % 10)}{_SUFFIXES[power // 10]}"
@@ -271,7 +301,7 @@ def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: Stac
         for k, v in items:
             bucket = int(_U64.unpack_from(k, key_size)[0])
             groups.setdefault(k[:key_size], {})[bucket] = int(_U64.unpack_from(v)[0])
-        decoded = [(decode(info.key, k, stacks) if info.key is not None else None, b)
+        decoded = [(decode(info.key, k, stacks, key=True) if info.key is not None else None, b)
                    for k, b in groups.items()]
         decoded.sort(key=lambda kb: (sum(kb[1].values()), _sort_key(kb[0]) if kb[0] is not None else (0, 0)))
         if top:
@@ -289,7 +319,7 @@ def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: Stac
         top = div = 0
     rows: list[tuple[object, Value | None, str]] = []
     for k, v in items:
-        key = decode(info.key, k, stacks) if info.key is not None else None
+        key = decode(info.key, k, stacks, key=True) if info.key is not None else None
         ksort = _sort_key(key) if key is not None else (0, 0)
         if kind in (Kind.AVG, Kind.STATS):
             count, total = _Q2.unpack_from(v)
@@ -316,10 +346,34 @@ def format_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: Stac
 
 # -- JSON (bpftrace -f json) -----------------------------------------------------------------------
 
+def json_dumps(value: object) -> str:
+    """`json.dumps`, its module imported on first use: only -f json needs it, and start-up is a hot path."""
+    import json
+
+    return json.dumps(value)
+
+
 def _json_value(v: Value) -> str:
     if isinstance(v, tuple):  # bpftrace writes tuples as compact arrays: [1,"x"]
         return "[" + ",".join(_json_value(x) for x in v) + "]"
-    return json.dumps(v)
+    return json_dumps(v)
+
+
+def json_compound(t: Type, raw: bytes) -> str:
+    """An array or struct value as bpftrace -f json writes it: ``[1,2]``, ``{ "a": 1, "b": "x" }``."""
+    if t.kind is Kind.ARRAY:
+        return str(decode(t, raw))  # already [1,2,3]
+    parts = []
+    for m in t.members:
+        data = raw[m.offset:m.offset + m.size]
+        if m.type.kind in (Kind.ARRAY, Kind.STRUCT):
+            text = json_compound(m.type, data)
+        elif m.type.kind is Kind.INT:
+            text = _member(m, raw, None, False)
+        else:
+            text = _json_value(decode(m.type, data))
+        parts.append(f"{json_dumps(m.name)}: {text}")
+    return "{ " + ", ".join(parts) + " }"
 
 
 def _json_key(key: Value | None) -> str:
@@ -363,18 +417,20 @@ def json_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: StackT
             groups.setdefault(k[:key_size], {})[int(_U64.unpack_from(k, key_size)[0])] = \
                 int(_U64.unpack_from(v)[0])
         for k, b in groups.items():
-            entries.append((decode(info.key, k, stacks) if info.key is not None else None,
+            entries.append((decode(info.key, k, stacks, key=True) if info.key is not None else None,
                             _hist_json(b, info.lhist if kind is Kind.LHIST else None)))
     else:
         kind_name = "stats" if kind in (Kind.AVG, Kind.STATS) else "map"
         for k, v in items:
-            key = decode(info.key, k, stacks) if info.key is not None else None
+            key = decode(info.key, k, stacks, key=True) if info.key is not None else None
             if kind in (Kind.AVG, Kind.STATS):
                 count, total = _Q2.unpack_from(v)
                 total = total - (1 << 64) if total >= 1 << 63 else total
                 avg = int(total / count) if count else 0
                 text = str(avg) if kind is Kind.AVG else \
                     f'{{"count": {count}, "average": {avg}, "total": {total}}}'
+            elif info.value.kind in (Kind.ARRAY, Kind.STRUCT):
+                text = json_compound(info.value, v)
             else:
                 text = _json_value(decode(info.value, v, stacks))
             entries.append((key, text))
@@ -382,5 +438,5 @@ def json_map(info: MapInfo, items: Iterable[tuple[bytes, bytes]], stacks: StackT
     if info.key is None:
         data = entries[0][1] if entries else "{}"
     else:
-        data = "{" + ", ".join(f"{json.dumps(_json_key(k))}: {t}" for k, t in entries) + "}"
-    return f'{{"type": "{kind_name}", "data": {{{json.dumps(info.display)}: {data}}}}}\n'
+        data = "{" + ", ".join(f"{json_dumps(_json_key(k))}: {t}" for k, t in entries) + "}"
+    return f'{{"type": "{kind_name}", "data": {{{json_dumps(info.display)}: {data}}}}}\n'

@@ -9,22 +9,19 @@ and print the maps. Everything opened is closed on every path.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import struct
 import sys
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bpfkit.errors import CompileError, VerifierError
-from bpfkit.isa import Instruction
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.programs import Program
 from bpfkit.kernel.ringbuf import RingBuffer
-from bpfkit.lang.diagnostics import Note, error
 from bpfkit.lang.resources import (
     EVENTS_MAP,
     KSTACK_MAP,
@@ -33,12 +30,18 @@ from bpfkit.lang.resources import (
     CompiledScript,
 )
 from bpfkit.trace.attach import attach_count, attach_probe
-from bpfkit.trace.child import HeldChild
 from bpfkit.trace.events import EventPrinter
 from bpfkit.trace.stacks import StackResolver
 
+if TYPE_CHECKING:
+    from bpfkit.isa import Instruction
+    from bpfkit.trace.child import HeldChild
+
 _ID = struct.Struct("<Q")
-_INSN_LINE = re.compile(r"^(\d+): \(")
+_IMM = struct.Struct("<i")
+_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW: the opcode of a map fd load
+_INSN_LINE = r"^(\d+): \("
+"""A verifier log line about an instruction (compiled by `re` on first use: start-up is a hot path)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +55,26 @@ class RunOptions:
     """The -c command: released once the probes are attached; tracing ends when it exits."""
 
 
-def patch_maps(probe: CompiledProbe, fds: dict[str, int]) -> tuple[Instruction, ...]:
-    """The program's instructions with each map load's imm set to that map's fd."""
-    insns: list[Instruction] = [i for i in probe.program.insns if isinstance(i, Instruction)]
-    if len(insns) != len(probe.program.insns):
-        raise TypeError("patch_maps: the program must hold Instruction objects")
+def patch_maps(probe: CompiledProbe, fds: dict[str, int]) -> bytes | tuple[Instruction, ...]:
+    """The program's instructions with each map load's imm set to that map's fd.
+
+    A program from the compiled-script cache holds bytecode (`bpfkit.trace.cache`): its lddw slots are
+    patched in place, so running a cached script does not import the instruction set package.
+    """
+    code = probe.program.insns
+    if isinstance(code, bytes):
+        patched = bytearray(code)
+        for at, name in probe.map_refs:
+            if patched[at * 8] != _LD_IMM64 or (at + 2) * 8 > len(patched):
+                raise TypeError(f"patch_maps: slot {at} of {probe.name} is not a 64-bit load")
+            _IMM.pack_into(patched, at * 8 + 4, fds[name])
+            _IMM.pack_into(patched, at * 8 + 12, 0)  # the fd's upper 32 bits
+        return bytes(patched)
+    from bpfkit.isa import Instruction
+
+    insns: list[Instruction] = [i for i in code if isinstance(i, Instruction)]
+    if len(insns) != len(code):
+        raise TypeError("patch_maps: the program must hold Instruction objects or bytecode")
     index_of: dict[int, int] = {}
     slot = 0
     for i, insn in enumerate(insns):
@@ -70,14 +88,16 @@ def patch_maps(probe: CompiledProbe, fds: dict[str, int]) -> tuple[Instruction, 
 
 def verifier_error(probe: CompiledProbe, err: VerifierError) -> CompileError:
     """A diagnostic at the script code the verifier complained about (its last instruction line)."""
+    from bpfkit.lang.diagnostics import Note, error
+
     lines = [ln for ln in err.log.splitlines() if ln.strip()]
     index = None
     for ln in lines:
-        m = _INSN_LINE.match(ln)
+        m = re.match(_INSN_LINE, ln)
         if m is not None:
             index = int(m[1])
     span = probe.span_at(index) if index is not None else None
-    reason = [ln for ln in lines if not _INSN_LINE.match(ln) and not ln.startswith(
+    reason = [ln for ln in lines if not re.match(_INSN_LINE, ln) and not ln.startswith(
         ("processed ", "verification time", "stack depth", ";"))]
     why = reason[-1] if reason else "(no reason given)"
     where = f" at instruction {index}" if index is not None else ""
@@ -156,6 +176,8 @@ class Tracer:
         n = sum(attach_count(probe.attach) for probe, _ in self.programs)
         if not options.quiet:
             if options.json:
+                import json
+
                 self.out.write(json.dumps({"type": "attached_probes", "data": {"probes": n}}) + "\n")
             else:
                 self.out.write(f"Attaching {n} probe{'s' if n != 1 else ''}...\n")
@@ -165,13 +187,19 @@ class Tracer:
             with RingBuffer(self.maps[EVENTS_MAP], printer.handle) as rb:
                 self._run_special("BEGIN")
                 rb.consume()
+                iters = []
                 for probe, prog in self.programs:
                     if probe.attach.provider not in ("BEGIN", "END") and not printer.exiting:
                         self.links.append(attach_probe(prog, probe.attach, options.pid))
+                        if probe.attach.provider == "iter":
+                            iters.append(self.links[-1])
                 if options.child is not None:
                     options.child.release()
                 try:
-                    self._loop(rb, printer, options)
+                    if iters:  # as bpftrace: each iterator runs once (reading it runs it), then the end
+                        self._run_iterators(iters, rb)
+                    else:
+                        self._loop(rb, printer, options)
                 except KeyboardInterrupt:
                     pass
                 for link in self.links:
@@ -188,6 +216,33 @@ class Tracer:
         finally:
             signal.signal(signal.SIGTERM, previous)
         return 0
+
+    def _run_iterators(self, links: list[AttachedLink | LinkGroup], rb: RingBuffer) -> None:
+        """Run each iterator once. The programs print through the ring buffer (not the iterator's
+        seq_file), so it is drained while a second thread reads the iterator (which runs it): a long
+        walk does not overflow the buffer."""
+        import threading
+
+        from bpfkit.kernel.attach.iter import IterLink
+
+        for link in links:
+            assert isinstance(link, IterLink)
+            failure: list[BaseException] = []
+
+            def walk(it: IterLink = link, failure: list[BaseException] = failure) -> None:
+                try:
+                    it.read()
+                except BaseException as e:  # handed to the main thread
+                    failure.append(e)
+
+            thread = threading.Thread(target=walk, name="bpfkit-iter", daemon=True)
+            thread.start()
+            while thread.is_alive():
+                rb.poll(20)
+            thread.join()
+            rb.consume()
+            if failure:
+                raise failure[0]
 
     def _loop(self, rb: RingBuffer, printer: EventPrinter, options: RunOptions) -> None:
         while not printer.exiting:
@@ -224,13 +279,27 @@ def check_probes_supported(script: CompiledScript) -> None:
             from bpfkit.kernel.features import probe_tracing_programs
 
             if not probe_tracing_programs():
+                from bpfkit.lang.diagnostics import error
+
                 msg = ("kfunc probes cannot be attached here: this kernel refuses BPF_PROG_TYPE_TRACING "
                        "(fentry/fexit) programs")
                 raise CompileError([error(msg, probe.attach.span)])
+        if probe.attach.provider == "hardware":
+            from bpfkit.kernel.attach.perf_event import probe_hardware_events
+
+            why = probe_hardware_events()
+            if why is not None:
+                from bpfkit.lang.diagnostics import error
+
+                raise CompileError([error("hardware probes cannot be attached here: this machine's perf has "
+                                          f"no hardware events (no PMU, as in most VMs): {why}",
+                                          probe.attach.span)])
         if probe.attach.provider in ("kprobe", "kretprobe"):
             from bpfkit.kernel.attach.kprobe import probe_kprobes
 
             why = probe_kprobes()
             if why is not None:
+                from bpfkit.lang.diagnostics import error
+
                 raise CompileError([error(f"{probe.attach.provider} probes cannot be attached here: {why}",
                                           probe.attach.span)])

@@ -43,6 +43,11 @@ def _root() -> Path | None:
         return None
 
 
+def tracefs_root() -> Path | None:
+    """Where tracefs is mounted (None when it is not): the files the lookups below read."""
+    return _root()
+
+
 @functools.lru_cache(maxsize=512)
 def tracepoint_format(category: str, name: str) -> TracepointFormat | None:
     """The format of tracepoint `category:name` from tracefs (None when it does not exist)."""
@@ -87,8 +92,14 @@ def expand(ap: ast.AttachPoint) -> list[ast.AttachPoint]:
 
 
 def list_probes(pattern: str | None = None, *, verbose: bool = False) -> list[str]:
-    """Lines of ``bpftrace -l [PATTERN]``: tracepoints and software events (with -v, tracepoint args)."""
+    """Lines of ``bpftrace -l [PATTERN]``: tracepoints and software events (with -v, tracepoint args);
+    functions and USDT probes of a binary for ``uprobe:BINARY:*`` and ``usdt:BINARY:*``."""
+    from bpfkit.trace.listing import is_user_pattern, list_user_probes
+
+    if pattern is not None and is_user_pattern(pattern):
+        return list_user_probes(pattern)
     names = [f"tracepoint:{c}:{n}" for c, n in sorted(set(tracepoints()))]
+    names += ["iter:task", "iter:task_file"]  # the iterators bpftrace lists (bpfkit runs any iter:NAME)
     names += [f"software:{e}:" for e in SOFTWARE_EVENTS]
     if pattern:
         if ":" in pattern:

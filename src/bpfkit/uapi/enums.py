@@ -3,11 +3,40 @@
 
 Member names are the C names minus the class's prefix; `member.c_name` gives the C name back.
 Regenerate with `python tools/gen_uapi.py` on a newer kernel to pick up new constants.
+Only `Cmd`, `MapType`, `ProgType`, `AttachType`, `StatsType`, `UpdateFlags`, `MapFlags`, `RingbufHeader`
+are built at import; `Helper` (200+ members) lives in `_helpers` and the others in `_enums_lazy`,
+imported on first use (start-up is a hot path).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._cenum import CEnum, CFlag, c_source
+
+if TYPE_CHECKING:
+    from ._enums_lazy import AdjRoomMode as AdjRoomMode
+    from ._enums_lazy import CgroupIterOrder as CgroupIterOrder
+    from ._enums_lazy import CoreReloKind as CoreReloKind
+    from ._enums_lazy import HdrStartOff as HdrStartOff
+    from ._enums_lazy import KprobeMultiFlags as KprobeMultiFlags
+    from ._enums_lazy import LinkType as LinkType
+    from ._enums_lazy import LwtEncapMode as LwtEncapMode
+    from ._enums_lazy import PerfEventOutputFlags as PerfEventOutputFlags
+    from ._enums_lazy import PerfEventType as PerfEventType
+    from ._enums_lazy import RedirectFlags as RedirectFlags
+    from ._enums_lazy import RetCode as RetCode
+    from ._enums_lazy import RingbufFlags as RingbufFlags
+    from ._enums_lazy import RingbufQuery as RingbufQuery
+    from ._enums_lazy import SkAction as SkAction
+    from ._enums_lazy import StackBuildIdStatus as StackBuildIdStatus
+    from ._enums_lazy import StackFlags as StackFlags
+    from ._enums_lazy import TaskFdType as TaskFdType
+    from ._enums_lazy import UprobeMultiFlags as UprobeMultiFlags
+    from ._enums_lazy import XdpAction as XdpAction
+    from ._helpers import HELPER_NAMES as HELPER_NAMES
+    from ._helpers import Helper as Helper
 
 __all__ = [
     "HELPER_NAMES",
@@ -248,251 +277,6 @@ class AttachType(CEnum):
     TRACE_UPROBE_SESSION = 57  # BPF_TRACE_UPROBE_SESSION
 
 
-@c_source("bpf_link_type", "BPF_LINK_TYPE_")
-class LinkType(CEnum):
-    """Kinds of BPF link.
-
-    C: enum bpf_link_type, names BPF_LINK_TYPE_*.
-    """
-
-    UNSPEC = 0  # BPF_LINK_TYPE_UNSPEC
-    RAW_TRACEPOINT = 1  # BPF_LINK_TYPE_RAW_TRACEPOINT
-    TRACING = 2  # BPF_LINK_TYPE_TRACING
-    CGROUP = 3  # BPF_LINK_TYPE_CGROUP
-    ITER = 4  # BPF_LINK_TYPE_ITER
-    NETNS = 5  # BPF_LINK_TYPE_NETNS
-    XDP = 6  # BPF_LINK_TYPE_XDP
-    PERF_EVENT = 7  # BPF_LINK_TYPE_PERF_EVENT
-    KPROBE_MULTI = 8  # BPF_LINK_TYPE_KPROBE_MULTI
-    STRUCT_OPS = 9  # BPF_LINK_TYPE_STRUCT_OPS
-    NETFILTER = 10  # BPF_LINK_TYPE_NETFILTER
-    TCX = 11  # BPF_LINK_TYPE_TCX
-    UPROBE_MULTI = 12  # BPF_LINK_TYPE_UPROBE_MULTI
-    NETKIT = 13  # BPF_LINK_TYPE_NETKIT
-    SOCKMAP = 14  # BPF_LINK_TYPE_SOCKMAP
-
-
-@c_source("bpf_func_id", "BPF_FUNC_", lowercase=True)
-class Helper(CEnum):
-    """Helper function ids: the imm of a helper call instruction.
-
-    C: enum bpf_func_id, names BPF_FUNC_*.
-    """
-
-    UNSPEC = 0  # BPF_FUNC_unspec
-    MAP_LOOKUP_ELEM = 1  # BPF_FUNC_map_lookup_elem
-    MAP_UPDATE_ELEM = 2  # BPF_FUNC_map_update_elem
-    MAP_DELETE_ELEM = 3  # BPF_FUNC_map_delete_elem
-    PROBE_READ = 4  # BPF_FUNC_probe_read
-    KTIME_GET_NS = 5  # BPF_FUNC_ktime_get_ns
-    TRACE_PRINTK = 6  # BPF_FUNC_trace_printk
-    GET_PRANDOM_U32 = 7  # BPF_FUNC_get_prandom_u32
-    GET_SMP_PROCESSOR_ID = 8  # BPF_FUNC_get_smp_processor_id
-    SKB_STORE_BYTES = 9  # BPF_FUNC_skb_store_bytes
-    L3_CSUM_REPLACE = 10  # BPF_FUNC_l3_csum_replace
-    L4_CSUM_REPLACE = 11  # BPF_FUNC_l4_csum_replace
-    TAIL_CALL = 12  # BPF_FUNC_tail_call
-    CLONE_REDIRECT = 13  # BPF_FUNC_clone_redirect
-    GET_CURRENT_PID_TGID = 14  # BPF_FUNC_get_current_pid_tgid
-    GET_CURRENT_UID_GID = 15  # BPF_FUNC_get_current_uid_gid
-    GET_CURRENT_COMM = 16  # BPF_FUNC_get_current_comm
-    GET_CGROUP_CLASSID = 17  # BPF_FUNC_get_cgroup_classid
-    SKB_VLAN_PUSH = 18  # BPF_FUNC_skb_vlan_push
-    SKB_VLAN_POP = 19  # BPF_FUNC_skb_vlan_pop
-    SKB_GET_TUNNEL_KEY = 20  # BPF_FUNC_skb_get_tunnel_key
-    SKB_SET_TUNNEL_KEY = 21  # BPF_FUNC_skb_set_tunnel_key
-    PERF_EVENT_READ = 22  # BPF_FUNC_perf_event_read
-    REDIRECT = 23  # BPF_FUNC_redirect
-    GET_ROUTE_REALM = 24  # BPF_FUNC_get_route_realm
-    PERF_EVENT_OUTPUT = 25  # BPF_FUNC_perf_event_output
-    SKB_LOAD_BYTES = 26  # BPF_FUNC_skb_load_bytes
-    GET_STACKID = 27  # BPF_FUNC_get_stackid
-    CSUM_DIFF = 28  # BPF_FUNC_csum_diff
-    SKB_GET_TUNNEL_OPT = 29  # BPF_FUNC_skb_get_tunnel_opt
-    SKB_SET_TUNNEL_OPT = 30  # BPF_FUNC_skb_set_tunnel_opt
-    SKB_CHANGE_PROTO = 31  # BPF_FUNC_skb_change_proto
-    SKB_CHANGE_TYPE = 32  # BPF_FUNC_skb_change_type
-    SKB_UNDER_CGROUP = 33  # BPF_FUNC_skb_under_cgroup
-    GET_HASH_RECALC = 34  # BPF_FUNC_get_hash_recalc
-    GET_CURRENT_TASK = 35  # BPF_FUNC_get_current_task
-    PROBE_WRITE_USER = 36  # BPF_FUNC_probe_write_user
-    CURRENT_TASK_UNDER_CGROUP = 37  # BPF_FUNC_current_task_under_cgroup
-    SKB_CHANGE_TAIL = 38  # BPF_FUNC_skb_change_tail
-    SKB_PULL_DATA = 39  # BPF_FUNC_skb_pull_data
-    CSUM_UPDATE = 40  # BPF_FUNC_csum_update
-    SET_HASH_INVALID = 41  # BPF_FUNC_set_hash_invalid
-    GET_NUMA_NODE_ID = 42  # BPF_FUNC_get_numa_node_id
-    SKB_CHANGE_HEAD = 43  # BPF_FUNC_skb_change_head
-    XDP_ADJUST_HEAD = 44  # BPF_FUNC_xdp_adjust_head
-    PROBE_READ_STR = 45  # BPF_FUNC_probe_read_str
-    GET_SOCKET_COOKIE = 46  # BPF_FUNC_get_socket_cookie
-    GET_SOCKET_UID = 47  # BPF_FUNC_get_socket_uid
-    SET_HASH = 48  # BPF_FUNC_set_hash
-    SETSOCKOPT = 49  # BPF_FUNC_setsockopt
-    SKB_ADJUST_ROOM = 50  # BPF_FUNC_skb_adjust_room
-    REDIRECT_MAP = 51  # BPF_FUNC_redirect_map
-    SK_REDIRECT_MAP = 52  # BPF_FUNC_sk_redirect_map
-    SOCK_MAP_UPDATE = 53  # BPF_FUNC_sock_map_update
-    XDP_ADJUST_META = 54  # BPF_FUNC_xdp_adjust_meta
-    PERF_EVENT_READ_VALUE = 55  # BPF_FUNC_perf_event_read_value
-    PERF_PROG_READ_VALUE = 56  # BPF_FUNC_perf_prog_read_value
-    GETSOCKOPT = 57  # BPF_FUNC_getsockopt
-    OVERRIDE_RETURN = 58  # BPF_FUNC_override_return
-    SOCK_OPS_CB_FLAGS_SET = 59  # BPF_FUNC_sock_ops_cb_flags_set
-    MSG_REDIRECT_MAP = 60  # BPF_FUNC_msg_redirect_map
-    MSG_APPLY_BYTES = 61  # BPF_FUNC_msg_apply_bytes
-    MSG_CORK_BYTES = 62  # BPF_FUNC_msg_cork_bytes
-    MSG_PULL_DATA = 63  # BPF_FUNC_msg_pull_data
-    BIND = 64  # BPF_FUNC_bind
-    XDP_ADJUST_TAIL = 65  # BPF_FUNC_xdp_adjust_tail
-    SKB_GET_XFRM_STATE = 66  # BPF_FUNC_skb_get_xfrm_state
-    GET_STACK = 67  # BPF_FUNC_get_stack
-    SKB_LOAD_BYTES_RELATIVE = 68  # BPF_FUNC_skb_load_bytes_relative
-    FIB_LOOKUP = 69  # BPF_FUNC_fib_lookup
-    SOCK_HASH_UPDATE = 70  # BPF_FUNC_sock_hash_update
-    MSG_REDIRECT_HASH = 71  # BPF_FUNC_msg_redirect_hash
-    SK_REDIRECT_HASH = 72  # BPF_FUNC_sk_redirect_hash
-    LWT_PUSH_ENCAP = 73  # BPF_FUNC_lwt_push_encap
-    LWT_SEG6_STORE_BYTES = 74  # BPF_FUNC_lwt_seg6_store_bytes
-    LWT_SEG6_ADJUST_SRH = 75  # BPF_FUNC_lwt_seg6_adjust_srh
-    LWT_SEG6_ACTION = 76  # BPF_FUNC_lwt_seg6_action
-    RC_REPEAT = 77  # BPF_FUNC_rc_repeat
-    RC_KEYDOWN = 78  # BPF_FUNC_rc_keydown
-    SKB_CGROUP_ID = 79  # BPF_FUNC_skb_cgroup_id
-    GET_CURRENT_CGROUP_ID = 80  # BPF_FUNC_get_current_cgroup_id
-    GET_LOCAL_STORAGE = 81  # BPF_FUNC_get_local_storage
-    SK_SELECT_REUSEPORT = 82  # BPF_FUNC_sk_select_reuseport
-    SKB_ANCESTOR_CGROUP_ID = 83  # BPF_FUNC_skb_ancestor_cgroup_id
-    SK_LOOKUP_TCP = 84  # BPF_FUNC_sk_lookup_tcp
-    SK_LOOKUP_UDP = 85  # BPF_FUNC_sk_lookup_udp
-    SK_RELEASE = 86  # BPF_FUNC_sk_release
-    MAP_PUSH_ELEM = 87  # BPF_FUNC_map_push_elem
-    MAP_POP_ELEM = 88  # BPF_FUNC_map_pop_elem
-    MAP_PEEK_ELEM = 89  # BPF_FUNC_map_peek_elem
-    MSG_PUSH_DATA = 90  # BPF_FUNC_msg_push_data
-    MSG_POP_DATA = 91  # BPF_FUNC_msg_pop_data
-    RC_POINTER_REL = 92  # BPF_FUNC_rc_pointer_rel
-    SPIN_LOCK = 93  # BPF_FUNC_spin_lock
-    SPIN_UNLOCK = 94  # BPF_FUNC_spin_unlock
-    SK_FULLSOCK = 95  # BPF_FUNC_sk_fullsock
-    TCP_SOCK = 96  # BPF_FUNC_tcp_sock
-    SKB_ECN_SET_CE = 97  # BPF_FUNC_skb_ecn_set_ce
-    GET_LISTENER_SOCK = 98  # BPF_FUNC_get_listener_sock
-    SKC_LOOKUP_TCP = 99  # BPF_FUNC_skc_lookup_tcp
-    TCP_CHECK_SYNCOOKIE = 100  # BPF_FUNC_tcp_check_syncookie
-    SYSCTL_GET_NAME = 101  # BPF_FUNC_sysctl_get_name
-    SYSCTL_GET_CURRENT_VALUE = 102  # BPF_FUNC_sysctl_get_current_value
-    SYSCTL_GET_NEW_VALUE = 103  # BPF_FUNC_sysctl_get_new_value
-    SYSCTL_SET_NEW_VALUE = 104  # BPF_FUNC_sysctl_set_new_value
-    STRTOL = 105  # BPF_FUNC_strtol
-    STRTOUL = 106  # BPF_FUNC_strtoul
-    SK_STORAGE_GET = 107  # BPF_FUNC_sk_storage_get
-    SK_STORAGE_DELETE = 108  # BPF_FUNC_sk_storage_delete
-    SEND_SIGNAL = 109  # BPF_FUNC_send_signal
-    TCP_GEN_SYNCOOKIE = 110  # BPF_FUNC_tcp_gen_syncookie
-    SKB_OUTPUT = 111  # BPF_FUNC_skb_output
-    PROBE_READ_USER = 112  # BPF_FUNC_probe_read_user
-    PROBE_READ_KERNEL = 113  # BPF_FUNC_probe_read_kernel
-    PROBE_READ_USER_STR = 114  # BPF_FUNC_probe_read_user_str
-    PROBE_READ_KERNEL_STR = 115  # BPF_FUNC_probe_read_kernel_str
-    TCP_SEND_ACK = 116  # BPF_FUNC_tcp_send_ack
-    SEND_SIGNAL_THREAD = 117  # BPF_FUNC_send_signal_thread
-    JIFFIES64 = 118  # BPF_FUNC_jiffies64
-    READ_BRANCH_RECORDS = 119  # BPF_FUNC_read_branch_records
-    GET_NS_CURRENT_PID_TGID = 120  # BPF_FUNC_get_ns_current_pid_tgid
-    XDP_OUTPUT = 121  # BPF_FUNC_xdp_output
-    GET_NETNS_COOKIE = 122  # BPF_FUNC_get_netns_cookie
-    GET_CURRENT_ANCESTOR_CGROUP_ID = 123  # BPF_FUNC_get_current_ancestor_cgroup_id
-    SK_ASSIGN = 124  # BPF_FUNC_sk_assign
-    KTIME_GET_BOOT_NS = 125  # BPF_FUNC_ktime_get_boot_ns
-    SEQ_PRINTF = 126  # BPF_FUNC_seq_printf
-    SEQ_WRITE = 127  # BPF_FUNC_seq_write
-    SK_CGROUP_ID = 128  # BPF_FUNC_sk_cgroup_id
-    SK_ANCESTOR_CGROUP_ID = 129  # BPF_FUNC_sk_ancestor_cgroup_id
-    RINGBUF_OUTPUT = 130  # BPF_FUNC_ringbuf_output
-    RINGBUF_RESERVE = 131  # BPF_FUNC_ringbuf_reserve
-    RINGBUF_SUBMIT = 132  # BPF_FUNC_ringbuf_submit
-    RINGBUF_DISCARD = 133  # BPF_FUNC_ringbuf_discard
-    RINGBUF_QUERY = 134  # BPF_FUNC_ringbuf_query
-    CSUM_LEVEL = 135  # BPF_FUNC_csum_level
-    SKC_TO_TCP6_SOCK = 136  # BPF_FUNC_skc_to_tcp6_sock
-    SKC_TO_TCP_SOCK = 137  # BPF_FUNC_skc_to_tcp_sock
-    SKC_TO_TCP_TIMEWAIT_SOCK = 138  # BPF_FUNC_skc_to_tcp_timewait_sock
-    SKC_TO_TCP_REQUEST_SOCK = 139  # BPF_FUNC_skc_to_tcp_request_sock
-    SKC_TO_UDP6_SOCK = 140  # BPF_FUNC_skc_to_udp6_sock
-    GET_TASK_STACK = 141  # BPF_FUNC_get_task_stack
-    LOAD_HDR_OPT = 142  # BPF_FUNC_load_hdr_opt
-    STORE_HDR_OPT = 143  # BPF_FUNC_store_hdr_opt
-    RESERVE_HDR_OPT = 144  # BPF_FUNC_reserve_hdr_opt
-    INODE_STORAGE_GET = 145  # BPF_FUNC_inode_storage_get
-    INODE_STORAGE_DELETE = 146  # BPF_FUNC_inode_storage_delete
-    D_PATH = 147  # BPF_FUNC_d_path
-    COPY_FROM_USER = 148  # BPF_FUNC_copy_from_user
-    SNPRINTF_BTF = 149  # BPF_FUNC_snprintf_btf
-    SEQ_PRINTF_BTF = 150  # BPF_FUNC_seq_printf_btf
-    SKB_CGROUP_CLASSID = 151  # BPF_FUNC_skb_cgroup_classid
-    REDIRECT_NEIGH = 152  # BPF_FUNC_redirect_neigh
-    PER_CPU_PTR = 153  # BPF_FUNC_per_cpu_ptr
-    THIS_CPU_PTR = 154  # BPF_FUNC_this_cpu_ptr
-    REDIRECT_PEER = 155  # BPF_FUNC_redirect_peer
-    TASK_STORAGE_GET = 156  # BPF_FUNC_task_storage_get
-    TASK_STORAGE_DELETE = 157  # BPF_FUNC_task_storage_delete
-    GET_CURRENT_TASK_BTF = 158  # BPF_FUNC_get_current_task_btf
-    BPRM_OPTS_SET = 159  # BPF_FUNC_bprm_opts_set
-    KTIME_GET_COARSE_NS = 160  # BPF_FUNC_ktime_get_coarse_ns
-    IMA_INODE_HASH = 161  # BPF_FUNC_ima_inode_hash
-    SOCK_FROM_FILE = 162  # BPF_FUNC_sock_from_file
-    CHECK_MTU = 163  # BPF_FUNC_check_mtu
-    FOR_EACH_MAP_ELEM = 164  # BPF_FUNC_for_each_map_elem
-    SNPRINTF = 165  # BPF_FUNC_snprintf
-    SYS_BPF = 166  # BPF_FUNC_sys_bpf
-    BTF_FIND_BY_NAME_KIND = 167  # BPF_FUNC_btf_find_by_name_kind
-    SYS_CLOSE = 168  # BPF_FUNC_sys_close
-    TIMER_INIT = 169  # BPF_FUNC_timer_init
-    TIMER_SET_CALLBACK = 170  # BPF_FUNC_timer_set_callback
-    TIMER_START = 171  # BPF_FUNC_timer_start
-    TIMER_CANCEL = 172  # BPF_FUNC_timer_cancel
-    GET_FUNC_IP = 173  # BPF_FUNC_get_func_ip
-    GET_ATTACH_COOKIE = 174  # BPF_FUNC_get_attach_cookie
-    TASK_PT_REGS = 175  # BPF_FUNC_task_pt_regs
-    GET_BRANCH_SNAPSHOT = 176  # BPF_FUNC_get_branch_snapshot
-    TRACE_VPRINTK = 177  # BPF_FUNC_trace_vprintk
-    SKC_TO_UNIX_SOCK = 178  # BPF_FUNC_skc_to_unix_sock
-    KALLSYMS_LOOKUP_NAME = 179  # BPF_FUNC_kallsyms_lookup_name
-    FIND_VMA = 180  # BPF_FUNC_find_vma
-    LOOP = 181  # BPF_FUNC_loop
-    STRNCMP = 182  # BPF_FUNC_strncmp
-    GET_FUNC_ARG = 183  # BPF_FUNC_get_func_arg
-    GET_FUNC_RET = 184  # BPF_FUNC_get_func_ret
-    GET_FUNC_ARG_CNT = 185  # BPF_FUNC_get_func_arg_cnt
-    GET_RETVAL = 186  # BPF_FUNC_get_retval
-    SET_RETVAL = 187  # BPF_FUNC_set_retval
-    XDP_GET_BUFF_LEN = 188  # BPF_FUNC_xdp_get_buff_len
-    XDP_LOAD_BYTES = 189  # BPF_FUNC_xdp_load_bytes
-    XDP_STORE_BYTES = 190  # BPF_FUNC_xdp_store_bytes
-    COPY_FROM_USER_TASK = 191  # BPF_FUNC_copy_from_user_task
-    SKB_SET_TSTAMP = 192  # BPF_FUNC_skb_set_tstamp
-    IMA_FILE_HASH = 193  # BPF_FUNC_ima_file_hash
-    KPTR_XCHG = 194  # BPF_FUNC_kptr_xchg
-    MAP_LOOKUP_PERCPU_ELEM = 195  # BPF_FUNC_map_lookup_percpu_elem
-    SKC_TO_MPTCP_SOCK = 196  # BPF_FUNC_skc_to_mptcp_sock
-    DYNPTR_FROM_MEM = 197  # BPF_FUNC_dynptr_from_mem
-    RINGBUF_RESERVE_DYNPTR = 198  # BPF_FUNC_ringbuf_reserve_dynptr
-    RINGBUF_SUBMIT_DYNPTR = 199  # BPF_FUNC_ringbuf_submit_dynptr
-    RINGBUF_DISCARD_DYNPTR = 200  # BPF_FUNC_ringbuf_discard_dynptr
-    DYNPTR_READ = 201  # BPF_FUNC_dynptr_read
-    DYNPTR_WRITE = 202  # BPF_FUNC_dynptr_write
-    DYNPTR_DATA = 203  # BPF_FUNC_dynptr_data
-    TCP_RAW_GEN_SYNCOOKIE_IPV4 = 204  # BPF_FUNC_tcp_raw_gen_syncookie_ipv4
-    TCP_RAW_GEN_SYNCOOKIE_IPV6 = 205  # BPF_FUNC_tcp_raw_gen_syncookie_ipv6
-    TCP_RAW_CHECK_SYNCOOKIE_IPV4 = 206  # BPF_FUNC_tcp_raw_check_syncookie_ipv4
-    TCP_RAW_CHECK_SYNCOOKIE_IPV6 = 207  # BPF_FUNC_tcp_raw_check_syncookie_ipv6
-    KTIME_GET_TAI_NS = 208  # BPF_FUNC_ktime_get_tai_ns
-    USER_RINGBUF_DRAIN = 209  # BPF_FUNC_user_ringbuf_drain
-    CGRP_STORAGE_GET = 210  # BPF_FUNC_cgrp_storage_get
-    CGRP_STORAGE_DELETE = 211  # BPF_FUNC_cgrp_storage_delete
-
-
 @c_source("bpf_stats_type", "BPF_STATS_")
 class StatsType(CEnum):
     """Statistics for BPF_ENABLE_STATS.
@@ -501,158 +285,6 @@ class StatsType(CEnum):
     """
 
     RUN_TIME = 0  # BPF_STATS_RUN_TIME
-
-
-@c_source("bpf_perf_event_type", "BPF_PERF_EVENT_")
-class PerfEventType(CEnum):
-    """Kinds of perf event behind a perf_event link.
-
-    C: enum bpf_perf_event_type, names BPF_PERF_EVENT_*.
-    """
-
-    UNSPEC = 0  # BPF_PERF_EVENT_UNSPEC
-    UPROBE = 1  # BPF_PERF_EVENT_UPROBE
-    URETPROBE = 2  # BPF_PERF_EVENT_URETPROBE
-    KPROBE = 3  # BPF_PERF_EVENT_KPROBE
-    KRETPROBE = 4  # BPF_PERF_EVENT_KRETPROBE
-    TRACEPOINT = 5  # BPF_PERF_EVENT_TRACEPOINT
-    EVENT = 6  # BPF_PERF_EVENT_EVENT
-
-
-@c_source("bpf_task_fd_type", "BPF_FD_TYPE_")
-class TaskFdType(CEnum):
-    """Kinds of fd reported by BPF_TASK_FD_QUERY.
-
-    C: enum bpf_task_fd_type, names BPF_FD_TYPE_*.
-    """
-
-    RAW_TRACEPOINT = 0  # BPF_FD_TYPE_RAW_TRACEPOINT
-    TRACEPOINT = 1  # BPF_FD_TYPE_TRACEPOINT
-    KPROBE = 2  # BPF_FD_TYPE_KPROBE
-    KRETPROBE = 3  # BPF_FD_TYPE_KRETPROBE
-    UPROBE = 4  # BPF_FD_TYPE_UPROBE
-    URETPROBE = 5  # BPF_FD_TYPE_URETPROBE
-
-
-@c_source("bpf_cgroup_iter_order", "BPF_CGROUP_ITER_")
-class CgroupIterOrder(CEnum):
-    """Walk orders of the cgroup iterator.
-
-    C: enum bpf_cgroup_iter_order, names BPF_CGROUP_ITER_*.
-    """
-
-    ORDER_UNSPEC = 0  # BPF_CGROUP_ITER_ORDER_UNSPEC
-    SELF_ONLY = 1  # BPF_CGROUP_ITER_SELF_ONLY
-    DESCENDANTS_PRE = 2  # BPF_CGROUP_ITER_DESCENDANTS_PRE
-    DESCENDANTS_POST = 3  # BPF_CGROUP_ITER_DESCENDANTS_POST
-    ANCESTORS_UP = 4  # BPF_CGROUP_ITER_ANCESTORS_UP
-
-
-@c_source("bpf_stack_build_id_status", "BPF_STACK_BUILD_ID_")
-class StackBuildIdStatus(CEnum):
-    """Status of a `bpf_stack_build_id` entry.
-
-    C: enum bpf_stack_build_id_status, names BPF_STACK_BUILD_ID_*.
-    """
-
-    EMPTY = 0  # BPF_STACK_BUILD_ID_EMPTY
-    VALID = 1  # BPF_STACK_BUILD_ID_VALID
-    IP = 2  # BPF_STACK_BUILD_ID_IP
-
-
-@c_source("bpf_core_relo_kind", "BPF_CORE_")
-class CoreReloKind(CEnum):
-    """CO-RE relocation kinds of .BTF.ext.
-
-    C: enum bpf_core_relo_kind, names BPF_CORE_*.
-    """
-
-    FIELD_BYTE_OFFSET = 0  # BPF_CORE_FIELD_BYTE_OFFSET
-    FIELD_BYTE_SIZE = 1  # BPF_CORE_FIELD_BYTE_SIZE
-    FIELD_EXISTS = 2  # BPF_CORE_FIELD_EXISTS
-    FIELD_SIGNED = 3  # BPF_CORE_FIELD_SIGNED
-    FIELD_LSHIFT_U64 = 4  # BPF_CORE_FIELD_LSHIFT_U64
-    FIELD_RSHIFT_U64 = 5  # BPF_CORE_FIELD_RSHIFT_U64
-    TYPE_ID_LOCAL = 6  # BPF_CORE_TYPE_ID_LOCAL
-    TYPE_ID_TARGET = 7  # BPF_CORE_TYPE_ID_TARGET
-    TYPE_EXISTS = 8  # BPF_CORE_TYPE_EXISTS
-    TYPE_SIZE = 9  # BPF_CORE_TYPE_SIZE
-    ENUMVAL_EXISTS = 10  # BPF_CORE_ENUMVAL_EXISTS
-    ENUMVAL_VALUE = 11  # BPF_CORE_ENUMVAL_VALUE
-    TYPE_MATCHES = 12  # BPF_CORE_TYPE_MATCHES
-
-
-@c_source("bpf_ret_code", "BPF_")
-class RetCode(CEnum):
-    """Return codes of LWT and flow dissector programs.
-
-    C: enum bpf_ret_code, names BPF_*.
-    """
-
-    OK = 0  # BPF_OK
-    DROP = 2  # BPF_DROP
-    REDIRECT = 7  # BPF_REDIRECT
-    LWT_REROUTE = 128  # BPF_LWT_REROUTE
-    FLOW_DISSECTOR_CONTINUE = 129  # BPF_FLOW_DISSECTOR_CONTINUE
-
-
-@c_source("xdp_action", "XDP_")
-class XdpAction(CEnum):
-    """Return codes of XDP programs.
-
-    C: enum xdp_action, names XDP_*.
-    """
-
-    ABORTED = 0  # XDP_ABORTED
-    DROP = 1  # XDP_DROP
-    PASS = 2  # XDP_PASS
-    TX = 3  # XDP_TX
-    REDIRECT = 4  # XDP_REDIRECT
-
-
-@c_source("sk_action", "SK_")
-class SkAction(CEnum):
-    """Return codes of socket programs (sk_reuseport, sk_lookup).
-
-    C: enum sk_action, names SK_*.
-    """
-
-    DROP = 0  # SK_DROP
-    PASS = 1  # SK_PASS
-
-
-@c_source("bpf_adj_room_mode", "BPF_ADJ_ROOM_")
-class AdjRoomMode(CEnum):
-    """Modes of bpf_skb_adjust_room.
-
-    C: enum bpf_adj_room_mode, names BPF_ADJ_ROOM_*.
-    """
-
-    NET = 0  # BPF_ADJ_ROOM_NET
-    MAC = 1  # BPF_ADJ_ROOM_MAC
-
-
-@c_source("bpf_hdr_start_off", "BPF_HDR_START_")
-class HdrStartOff(CEnum):
-    """Offsets of bpf_skb_load_bytes_relative.
-
-    C: enum bpf_hdr_start_off, names BPF_HDR_START_*.
-    """
-
-    MAC = 0  # BPF_HDR_START_MAC
-    NET = 1  # BPF_HDR_START_NET
-
-
-@c_source("bpf_lwt_encap_mode", "BPF_LWT_ENCAP_")
-class LwtEncapMode(CEnum):
-    """Encapsulations of bpf_lwt_push_encap.
-
-    C: enum bpf_lwt_encap_mode, names BPF_LWT_ENCAP_*.
-    """
-
-    SEG6 = 0  # BPF_LWT_ENCAP_SEG6
-    SEG6_INLINE = 1  # BPF_LWT_ENCAP_SEG6_INLINE
-    IP = 2  # BPF_LWT_ENCAP_IP
 
 
 @c_source(None, "BPF_")
@@ -696,88 +328,6 @@ class MapFlags(CFlag):
     NO_USER_CONV = 0x40000  # BPF_F_NO_USER_CONV
 
 
-@c_source(None, "BPF_F_KPROBE_MULTI_")
-class KprobeMultiFlags(CFlag):
-    """Flags of kprobe_multi links.
-
-    C: anonymous enum holding BPF_F_KPROBE_MULTI_RETURN, names BPF_F_KPROBE_MULTI_*.
-    """
-
-    RETURN = 0x1  # BPF_F_KPROBE_MULTI_RETURN
-
-
-@c_source(None, "BPF_F_UPROBE_MULTI_")
-class UprobeMultiFlags(CFlag):
-    """Flags of uprobe_multi links.
-
-    C: anonymous enum holding BPF_F_UPROBE_MULTI_RETURN, names BPF_F_UPROBE_MULTI_*.
-    """
-
-    RETURN = 0x1  # BPF_F_UPROBE_MULTI_RETURN
-
-
-@c_source(None, "BPF_F_")
-class PerfEventOutputFlags(CEnum):
-    """Flags of bpf_perf_event_output/read: a cpu index or CURRENT_CPU.
-
-    C: anonymous enum holding BPF_F_CURRENT_CPU, names BPF_F_*.
-    """
-
-    INDEX_MASK = 0xFFFFFFFF  # BPF_F_INDEX_MASK
-    CURRENT_CPU = 0xFFFFFFFF  # BPF_F_CURRENT_CPU
-    CTXLEN_MASK = 0xFFFFF00000000  # BPF_F_CTXLEN_MASK
-
-
-@c_source(None, "BPF_F_")
-class StackFlags(CFlag):
-    """Flags of bpf_get_stackid and bpf_get_stack.
-
-    C: anonymous enum holding BPF_F_USER_STACK, names BPF_F_*.
-    """
-
-    SKIP_FIELD_MASK = 0xFF  # BPF_F_SKIP_FIELD_MASK
-    USER_STACK = 0x100  # BPF_F_USER_STACK
-    FAST_STACK_CMP = 0x200  # BPF_F_FAST_STACK_CMP
-    REUSE_STACKID = 0x400  # BPF_F_REUSE_STACKID
-    USER_BUILD_ID = 0x800  # BPF_F_USER_BUILD_ID
-
-
-@c_source(None, "BPF_F_")
-class RedirectFlags(CFlag):
-    """Flags of bpf_redirect and bpf_redirect_map.
-
-    C: anonymous enum holding BPF_F_INGRESS, names BPF_F_*.
-    """
-
-    INGRESS = 0x1  # BPF_F_INGRESS
-    BROADCAST = 0x8  # BPF_F_BROADCAST
-    EXCLUDE_INGRESS = 0x10  # BPF_F_EXCLUDE_INGRESS
-
-
-@c_source(None, "BPF_RB_")
-class RingbufFlags(CFlag):
-    """Flags of bpf_ringbuf_output/submit/discard.
-
-    C: anonymous enum holding BPF_RB_NO_WAKEUP, names BPF_RB_*.
-    """
-
-    NO_WAKEUP = 0x1  # BPF_RB_NO_WAKEUP
-    FORCE_WAKEUP = 0x2  # BPF_RB_FORCE_WAKEUP
-
-
-@c_source(None, "BPF_RB_")
-class RingbufQuery(CEnum):
-    """Questions for bpf_ringbuf_query.
-
-    C: anonymous enum holding BPF_RB_AVAIL_DATA, names BPF_RB_*.
-    """
-
-    AVAIL_DATA = 0  # BPF_RB_AVAIL_DATA
-    RING_SIZE = 1  # BPF_RB_RING_SIZE
-    CONS_POS = 2  # BPF_RB_CONS_POS
-    PROD_POS = 3  # BPF_RB_PROD_POS
-
-
 @c_source(None, "BPF_RINGBUF_")
 class RingbufHeader(CEnum):
     """The ring buffer record header: its size and length-word bits.
@@ -790,5 +340,41 @@ class RingbufHeader(CEnum):
     HDR_SZ = 8  # BPF_RINGBUF_HDR_SZ
 
 
-HELPER_NAMES: dict[int, str] = {int(h): "bpf_" + h.name.lower() for h in Helper if h}
-"""Helper id -> C function name (`1: "bpf_map_lookup_elem"`); id 0 (unspec) is not a function."""
+_LAZY = {
+    "HELPER_NAMES": "_helpers",
+    "AdjRoomMode": "_enums_lazy",
+    "CgroupIterOrder": "_enums_lazy",
+    "CoreReloKind": "_enums_lazy",
+    "HdrStartOff": "_enums_lazy",
+    "Helper": "_helpers",
+    "KprobeMultiFlags": "_enums_lazy",
+    "LinkType": "_enums_lazy",
+    "LwtEncapMode": "_enums_lazy",
+    "PerfEventOutputFlags": "_enums_lazy",
+    "PerfEventType": "_enums_lazy",
+    "RedirectFlags": "_enums_lazy",
+    "RetCode": "_enums_lazy",
+    "RingbufFlags": "_enums_lazy",
+    "RingbufQuery": "_enums_lazy",
+    "SkAction": "_enums_lazy",
+    "StackBuildIdStatus": "_enums_lazy",
+    "StackFlags": "_enums_lazy",
+    "TaskFdType": "_enums_lazy",
+    "UprobeMultiFlags": "_enums_lazy",
+    "XdpAction": "_enums_lazy",
+}
+"""The names built on first use, and the module each lives in."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of `_LAZY` from its module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

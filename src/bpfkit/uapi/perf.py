@@ -1,18 +1,24 @@
 """Constants of perf_event_open(2) (include/uapi/linux/perf_event.h) that attaching programs needs.
 
-Hand-written: the event types, the generic hardware and software event ids, the sample flags used by
-sampling events, the ioctl request numbers (``_IO('$', n)``/``_IOW('$', n, type)`` expanded for
-the asm-generic ioctl encoding that x86-64 and arm64 share), perf_event_open(2)'s flags, the ring
-buffer's record types and the layouts of ``struct perf_event_mmap_page`` (its ring control words) and
-``struct perf_event_header``.
+Hand-written: the event types, the generic hardware and software event ids, the ioctl request numbers
+(``_IO('$', n)``/``_IOW('$', n, type)`` expanded for the asm-generic ioctl encoding that x86-64 and arm64
+share) and perf_event_open(2)'s flags. The constants of reading a perf event's ring buffer (sample
+flags, record types, ``struct perf_event_mmap_page`` and ``struct perf_event_header`` layouts) live in
+`perf_ring`, re-exported here and imported on first use: attaching does not read the ring, and start-up
+is a hot path.
 """
 
 from __future__ import annotations
 
-import enum
-import struct
+from typing import TYPE_CHECKING, Any
 
 from ._cenum import CEnum, CFlag, c_source
+
+if TYPE_CHECKING:
+    from .perf_ring import PERF_EVENT_HEADER as PERF_EVENT_HEADER
+    from .perf_ring import PerfMmapPage as PerfMmapPage
+    from .perf_ring import PerfRecordType as PerfRecordType
+    from .perf_ring import PerfSample as PerfSample
 
 __all__ = [
     "PERF_EVENT_HEADER",
@@ -82,26 +88,6 @@ class PerfSwId(CEnum):
     CGROUP_SWITCHES = 11  # PERF_COUNT_SW_CGROUP_SWITCHES
 
 
-@c_source("perf_event_sample_format", "PERF_SAMPLE_")
-class PerfSample(CFlag):
-    """perf_event_attr.sample_type bits (the ones bpfkit sets).
-
-    C: enum perf_event_sample_format, names PERF_SAMPLE_*.
-    """
-
-    IP = 1 << 0  # PERF_SAMPLE_IP
-    TID = 1 << 1  # PERF_SAMPLE_TID
-    TIME = 1 << 2  # PERF_SAMPLE_TIME
-    ADDR = 1 << 3  # PERF_SAMPLE_ADDR
-    READ = 1 << 4  # PERF_SAMPLE_READ
-    CALLCHAIN = 1 << 5  # PERF_SAMPLE_CALLCHAIN
-    ID = 1 << 6  # PERF_SAMPLE_ID
-    CPU = 1 << 7  # PERF_SAMPLE_CPU
-    PERIOD = 1 << 8  # PERF_SAMPLE_PERIOD
-    STREAM_ID = 1 << 9  # PERF_SAMPLE_STREAM_ID
-    RAW = 1 << 10  # PERF_SAMPLE_RAW
-
-
 @c_source(None, "PERF_EVENT_IOC_")
 class PerfEventIoc(CEnum):
     """ioctl requests on a perf event fd (_IO('$', n) = 0x2400 | n; _IOW adds the direction bit 0x40000000
@@ -135,40 +121,15 @@ class PerfFlag(CFlag):
     FD_CLOEXEC = 1 << 3  # PERF_FLAG_FD_CLOEXEC: open the event fd close-on-exec
 
 
-@c_source("perf_event_type", "PERF_RECORD_")
-class PerfRecordType(CEnum):
-    """perf_event_header.type: the record types a BPF output event produces, and their neighbours.
-
-    C: enum perf_event_type, names PERF_RECORD_*.
-    """
-
-    MMAP = 1  # PERF_RECORD_MMAP
-    LOST = 2  # PERF_RECORD_LOST
-    COMM = 3  # PERF_RECORD_COMM
-    EXIT = 4  # PERF_RECORD_EXIT
-    THROTTLE = 5  # PERF_RECORD_THROTTLE
-    UNTHROTTLE = 6  # PERF_RECORD_UNTHROTTLE
-    FORK = 7  # PERF_RECORD_FORK
-    READ = 8  # PERF_RECORD_READ
-    SAMPLE = 9  # PERF_RECORD_SAMPLE
-    LOST_SAMPLES = 13  # PERF_RECORD_LOST_SAMPLES
+_RING = frozenset({"PERF_EVENT_HEADER", "PerfMmapPage", "PerfRecordType", "PerfSample"})
 
 
-class PerfMmapPage(enum.IntEnum):
-    """Byte offsets of the ring control words in ``struct perf_event_mmap_page`` (linux/perf_event.h),
-    the metadata page at the start of a perf event's mapping; each is a ``__u64``. The first 1 KiB
-    holds the counter fields and reserved padding (``__reserved[118*8+4]``), so these never move.
-    """
+def __getattr__(name: str) -> Any:
+    """Import the ring buffer's constants (`_RING`) from `perf_ring` on first use."""
+    if name in _RING:
+        from . import perf_ring
 
-    DATA_HEAD = 1024
-    """``data_head``: the kernel's write position."""
-    DATA_TAIL = 1032
-    """``data_tail``: the reader's position (written by user space)."""
-    DATA_OFFSET = 1040
-    """``data_offset``: where the data area starts in the mapping (4.1+)."""
-    DATA_SIZE = 1048
-    """``data_size``: the data area's size (4.1+)."""
-
-
-PERF_EVENT_HEADER = struct.Struct("=IHH")
-"""``struct perf_event_header`` (linux/perf_event.h): u32 type, u16 misc, u16 size (header included)."""
+        value = getattr(perf_ring, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

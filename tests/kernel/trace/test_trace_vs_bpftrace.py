@@ -375,3 +375,239 @@ def test_deep_btf_chains_and_str_of_char_pointers_match_bpftrace() -> None:
 def test_zero_and_print_of_per_cpu_maps_match_bpftrace() -> None:
     compare(["-e", 'BEGIN { @c[1] = count(); @m = max(5); @h = hist(3); zero(@c); zero(@m); zero(@h); '
              'print(@c); print(@m); @c[1] = count(); @m = max(-2); print(@c); print(@m); exit(); }'])
+
+
+# -- issue 6: language features ---------------------------------------------------------------------
+
+
+def compare_masked(args: list[str], pattern: str) -> str:
+    """`compare`, with the text matching `pattern` (values that differ by nature: addresses) masked."""
+    ref = run([bpftrace(), *args])
+    assert ref.returncode == 0, ref.stderr
+    ours = run([*BPFKIT, *args])
+    assert ours.returncode == 0, ours.stderr
+    mask = re.compile(pattern)
+    assert normalise(mask.sub("<masked>", ours.stdout)) == normalise(mask.sub("<masked>", ref.stdout))
+    return ours.stdout
+
+
+@pytest.fixture(scope="module")
+def long_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A binary whose traced function takes and returns a long that goes negative."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (needed to build the uprobe target)")
+    d = tmp_path_factory.mktemp("bt_long")
+    (d / "t.c").write_text(
+        "#include <stdlib.h>\n#include <stdio.h>\n"
+        '__attribute__((noinline)) long bpfkit_target(long x) { __asm__ volatile(""); return x * 2 + 1; }\n'
+        "int main(int c, char **v) { int n = atoi(v[1]); long s = 0;\n"
+        '  for (int i = 0; i < n; i++) s += bpfkit_target(i - 3); printf("%ld\\n", s); return 0; }\n')
+    subprocess.run(["gcc", "-O1", "-o", str(d / "t"), str(d / "t.c")], check=True)
+    return d / "t"
+
+
+def test_negative_uprobe_args_in_sums_and_keys_match_bpftrace(long_target: Path) -> None:
+    """bpftrace 0.17 prints a sum of u64 args unsigned, min/avg/stats signed, and u64 keys signed."""
+    script = (f"uprobe:{long_target}:bpfkit_target {{ @s = sum(arg0); @mn = min(arg0); @a = avg(arg0); "
+              "@st = stats(arg0); @d = sum(arg0 - 1); @i = sum((int64)arg0); @h = hist(arg0); "
+              "@r[arg0] = sum(arg0); @v[arg0] = arg0; @x = arg0 * 1; @p[curtask] = 1; @q = curtask; } "
+              f"uretprobe:{long_target}:bpfkit_target {{ @rv = sum(retval); @rvs = min(retval); }}")
+    out = compare_masked(["-c", f"{long_target} 2", "-e", script], r"0xffff[0-9a-f]{12}|-1[0-9]{14}")
+    assert "@s: 18446744073709551611\n" in out and "@r[-3]: 18446744073709551613\n" in out
+    assert re.search(r"^@p\[0xffff[0-9a-f]{12}\]: 1$", out, re.M) and re.search(r"^@q: -1\d{14}$", out, re.M)
+
+
+def test_reading_aggregations_in_a_probe_where_bpftrace_allows_it() -> None:
+    """bpftrace 0.17 lets a count/sum map be copied (not used in arithmetic); bpfkit also reads avg."""
+    compare(["-e", "BEGIN { @x = count(); @x = count(); @c = @x; $y = @x; @s = sum(-4); @t = @s; @z = $y; "
+             "exit(); }"])
+    out = run([*BPFKIT, "-e", 'BEGIN { @a = avg(5); @a = avg(8); @c = count(); if (@c > 0) { '
+               'printf("%d %d\\n", @a, @c + 1); } exit(); }'])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Attaching 1 probe...\n6 2\n")
+
+
+def test_cgroup_path_matches_bpftrace() -> None:
+    """Both tools run inside a fresh cgroup v2 child: its path, wildcard filters, unknown ids."""
+    from bpfkit.trace.cgroup import hierarchies
+
+    v2 = [point for name, point in hierarchies() if name == "unified"]
+    if not v2:
+        pytest.skip("no cgroup v2 hierarchy is mounted")
+    cg = Path(v2[0]) / f"bpfkit_test_{os.getpid()}" / "sub"
+    cg.mkdir(parents=True)
+    try:
+        script = ('BEGIN { printf("%s|\\n", cgroup_path(cgroup)); print(cgroup_path(cgroup, "uni*")); '
+                  'print(cgroup_path(1)); print(cgroup_path(12345678)); $p = cgroup_path(1, "cpu*"); '
+                  'printf("%s\\n", $p); exit(); }')
+        outs = []
+        for tool in ([bpftrace()], BPFKIT):
+            argv = ["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$@"', "sh", *tool, "-e", script]
+            done = run(argv)
+            assert done.returncode == 0, done.stderr
+            outs.append(done.stdout)
+        assert outs[1] == outs[0]
+        assert f"unified:/{cg.parent.name}/sub|\n" in outs[1]
+    finally:
+        for _ in range(50):  # the processes leave the cgroup as they are reaped
+            try:
+                cg.rmdir()
+                cg.parent.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def globals_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A non-PIE binary with globals of each size and a traced function; it prints nothing."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (needed to build the uprobe target)")
+    d = tmp_path_factory.mktemp("bt_globals")
+    (d / "g.c").write_text(
+        "#include <stdlib.h>\n"
+        'long glob_long = -77; int glob_int = 42; short glob_short = 7; char glob_char = 120; '
+        'char glob_arr[10] = "hello";\n'
+        '__attribute__((noinline)) long bpfkit_target(long x) { __asm__ volatile(""); return x * 2 + 1; }\n'
+        "int main(int c, char **v) { int n = atoi(v[1]); long s = 0;\n"
+        "  for (int i = 0; i < n; i++) s += bpfkit_target(i - 3); return (int)(s & 0); }\n")
+    subprocess.run(["gcc", "-O1", "-no-pie", "-o", str(d / "g"), str(d / "g.c")], check=True)
+    return d / "g"
+
+
+def test_uaddr_matches_bpftrace(globals_target: Path) -> None:
+    out = compare(["-c", f"{globals_target} 1", "-e",
+                   f'uprobe:{globals_target}:bpfkit_target {{ printf("%d %d %d %d %d\\n", '
+                   '*uaddr("glob_long"), *uaddr("glob_int"), *uaddr("glob_short"), *uaddr("glob_char"), '
+                   '*uaddr("glob_arr")); '
+                   'printf("%s\\n", str(uaddr("glob_arr"))); @[uaddr("glob_int")] = 1; exit(); }'])
+    assert "-77 42 7 120 1819043176\nhello\n" in out
+    bad = run([*BPFKIT, "-e", 'BEGIN { printf("%d\\n", uaddr("glob_int")); }'])
+    assert bad.stderr.startswith('stdin:1:24-41: ERROR: uaddr can not be used with "BEGIN" probes\n')
+
+
+def test_list_uprobes_and_usdt_probes_like_bpftrace(globals_target: Path) -> None:
+    patterns = [f"uprobe:{globals_target}:*", f"u:{globals_target}:ma*", f"uretprobe:{globals_target}:bpf*",
+                "uprobe:libc:mallo*", "iter:*"]
+    python = Path(sys.executable).resolve()
+    from bpfkit.kernel.attach.usdt import read_usdt_probes
+
+    if read_usdt_probes(str(python)):  # Debian's python has USDT probes
+        patterns += [f"usdt:{python}:*", f"U:{python}:*gc*", f"usdt:{python}:python:function*"]
+    for pattern in patterns:
+        ours = run([*BPFKIT, "-l", pattern])
+        ref = run([bpftrace(), "-l", pattern])
+        assert ours.returncode == 0 and ours.stdout == ref.stdout and ours.stdout, (pattern, ours.stderr)
+    missing = run([*BPFKIT, "-l", "uprobe:/no/such/binary:*"])
+    assert missing.returncode == 1
+    assert missing.stderr == ("ERROR: uprobe target file '/no/such/binary' does not exist or is not "
+                              "executable\n")
+
+
+def test_hardware_probes_attach_or_say_why_not() -> None:
+    """bpftrace fails to attach without a PMU too ("perf_event_open failed: No such file or directory")."""
+    from bpfkit.kernel.attach.perf_event import probe_hardware_events
+
+    out = run([*BPFKIT, "-e", "hardware:cpu-cycles:100000 { @c = count(); if (@c > 2) { exit(); } }"])
+    if probe_hardware_events() is None:
+        assert out.returncode == 0 and re.search(r"^@c: \d+$", out.stdout, re.M), out
+    else:
+        assert out.returncode == 1
+        assert out.stderr.startswith("stdin:1:1-27: ERROR: hardware probes cannot be attached here: this "
+                                     "machine's perf has no hardware events"), out.stderr
+
+
+def test_address_of_fields_in_the_kernel() -> None:
+    """bpftrace 0.17 has no ``&``: checked against what the same fields read directly give."""
+    out = run([*BPFKIT, "-e", 'BEGIN { printf("%d %d %d %d\\n", *&curtask->pid == pid, '
+               'str(&curtask->comm) == comm, (&curtask->se)->on_rq == curtask->se.on_rq, '
+               '(uint64)&curtask->pid > (uint64)curtask); exit(); }'])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Attaching 1 probe...\n1 1 1 1\n\n\n"
+
+
+def test_path_outside_kfunc_probes_is_refused_like_bpftrace() -> None:
+    script = 'tracepoint:syscalls:sys_enter_openat { printf("%s\\n", path(args->filename)); }'
+    ours = run([*BPFKIT, "-e", script])
+    ref = run([bpftrace(), "-e", script])
+    assert ours.returncode == 1 and ref.returncode != 0
+    message = ("stdin:1:55-75: ERROR: The path function can only be used with 'kfunc', 'kretfunc', 'iter' "
+               "probes")
+    assert ours.stderr.splitlines()[0] == message and message in ref.stderr.splitlines()
+
+
+def test_btf_arrays_match_bpftrace() -> None:
+    compare(["-e", 'BEGIN { @a = curtask->cpus_mask.bits; printf("%d\\n", curtask->cpus_mask.bits[0]); '
+             '@r = curtask->signal->rlim[7].rlim_cur; print(curtask->cpus_mask.bits); '
+             '@b[curtask->cpus_mask.bits] = 1; $v = curtask->cpus_mask.bits; printf("%d\\n", $v[0]); '
+             "exit(); }"])
+
+
+def test_tracepoint_array_arguments_match_bpftrace() -> None:
+    out = compare(["-c", "/usr/bin/sleep 0.1", "-e",
+                   "tracepoint:raw_syscalls:sys_enter /pid == cpid && args->id == 230/ { "
+                   'printf("%d %d %d\\n", args->id, args->args[0], args->args[1]); '
+                   "@[args->args[0]] = count(); exit(); }"])
+    assert "\n230 0 0\n" in out
+
+
+def test_iter_probes_walk_the_kernel_tasks() -> None:
+    """bpftrace 0.17 refuses iter probes on this kernel ("iter task not available for your kernel
+    version"): checked against /proc for a child whose pid, name and open files are known."""
+    sleeper = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        pid = sleeper.pid
+        out = run([*BPFKIT, "-e", 'iter:task /ctx->task->pid == $1/ { printf("%d %s\\n", ctx->task->tgid, '
+                   "ctx->task->comm); } iter:task_file /ctx->task->tgid == $1/ { @files = count(); } "
+                   "iter:task { @tasks = count(); }", str(pid)])
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"Attaching 3 probes...\n{pid} sleep\n\n\n@files: {fds}\n"), out.stdout
+    tasks = int(re.search(r"^@tasks: (\d+)$", out.stdout, re.M)[1])  # type: ignore[index]
+    assert tasks > 10
+
+
+def test_struct_values_match_bpftrace() -> None:
+    compare(["-e", 'BEGIN { @x = curtask->signal->rlim[3]; print(curtask->signal->rlim[3]); '
+             '$r = curtask->signal->rlim[3]; printf("%d\\n", $r.rlim_cur); '
+             "@z = curtask->se.load; @k[curtask->signal->rlim[3]] = 1; @c = curtask->cpus_mask; "
+             "@u = curtask->nsproxy->uts_ns->name; @m[curtask->cpus_mask] = 1; exit(); }"])
+
+
+def test_array_and_struct_values_in_json_match_bpftrace() -> None:
+    compare(["-f", "json", "-e", "BEGIN { @c = curtask->cpus_mask.bits; @z = curtask->se.load; "
+             "@k[curtask->cpus_mask.bits] = 1; @s[curtask->se.load] = 2; "
+             "@u = curtask->nsproxy->uts_ns->name; exit(); }"])
+
+
+def test_pointer_casts_in_uprobes_read_user_memory_like_bpftrace(globals_target: Path) -> None:
+    out = compare(["-c", f"{globals_target} 1", "-e",
+                   f'uprobe:{globals_target}:bpfkit_target {{ $a = (uint64)uaddr("glob_int"); '
+                   'printf("%d %d %d\\n", *(int32 *)$a, ((int32 *)uaddr("glob_int"))[0], '
+                   '*(int16 *)((uint64)uaddr("glob_short"))); exit(); }'])
+    assert "\n42 42 7\n" in out
+
+
+def test_path_in_iter_task_file_probes_names_the_open_files() -> None:
+    """bpf_d_path is allowed in iterator programs: each file a child holds open, by its path (bpftrace
+    0.17 cannot run iter probes here; the oracle is /proc/PID/fd). The path is short: like bpftrace,
+    path() keeps 64 bytes."""
+    log = Path(f"/tmp/bpfkit_{os.getpid()}.txt")
+    with open(log, "w") as err:
+        sleeper = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=err)
+    try:
+        out = run([*BPFKIT, "-q", "-e", "iter:task_file /ctx->task->tgid == $1/ { "
+                   'printf("%d %s\\n", ctx->fd, path(ctx->file->f_path)); }', str(sleeper.pid)])
+        expected = {f"{fd} {os.readlink(f'/proc/{sleeper.pid}/fd/{fd}')}"
+                    for fd in os.listdir(f"/proc/{sleeper.pid}/fd")}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        log.unlink()
+    assert out.returncode == 0, out.stderr
+    assert set(out.stdout.split("\n\n\n")[0].splitlines()) == expected
+    assert f"2 {log}" in expected

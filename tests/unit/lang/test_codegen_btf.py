@@ -140,7 +140,8 @@ def test_null_pointer_reads_give_zero() -> None:
      "Struct/union of type 'struct task_struct' does not contain a field named 'nosuch'"),
     ("printf(\"%d\\n\", curtask->pid->x);", "Can not access field 'x' on type 'int32'"),
     ("printf(\"%d\\n\", *curtask->pid);", "Can not dereference type 'int32': not a pointer"),
-    ("$x = curtask->se;", "can only be used for field access"),
+    ("$x = curtask->se; $y = $x->vruntime;", "Can not access field 'vruntime' on type 'struct sched_entity' "
+                                              "with '->': it is not a pointer (use '.')"),
     ("$x = (struct nosuch *)0;", "Unknown type: 'struct nosuch'"),
 ])
 def test_errors(body: str, message: str) -> None:

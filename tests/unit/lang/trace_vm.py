@@ -16,6 +16,7 @@ from bpfkit.lang.resources import EVENTS_MAP, CompiledScript
 from bpfkit.lang.semantic import FormatLookup, KfuncLookup
 from bpfkit.lang.tracepoint_format import TracepointFormat
 from bpfkit.trace.events import EventPrinter
+from bpfkit.uapi.enums import ProgType
 from bpfkit.vm import Vm
 
 
@@ -63,7 +64,10 @@ def run_compiled(script: CompiledScript, ctx: Callable[[str], bytes | None] | No
                 if probe.attach.provider != provider:
                     continue
                 relocs = [Relocation(slot, name) for slot, name in probe.map_refs]
-                prog = vm.load(probe.program, maps=maps, relocations=relocs)
+                # bpfkit's verifier checks what it models; it has no BTF for TRACING (kfunc) contexts
+                # nor for_each callbacks, which the kernel tests verify instead.
+                modelled = probe.program.type is not ProgType.TRACING and not probe.btf
+                prog = vm.load(probe.program, maps=maps, relocations=relocs, verify=modelled)
                 if cpu_of is not None:
                     vm.cpu = cpu_of(provider)
                 prog.test_run(ctx=ctx(provider) if ctx is not None else None)

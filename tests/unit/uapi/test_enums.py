@@ -294,4 +294,9 @@ def test_committed_file_is_regenerated_byte_identical() -> None:
     if platform.release() != release:
         pytest.skip(f"enums.py was generated on Linux {release}, this is {platform.release()}")
     gen = load_generator()
-    assert gen.generate(gen.read_enums(LIVE_BTF.read_bytes()), release) == committed
+    enums = gen.read_enums(LIVE_BTF.read_bytes())
+    assert gen.generate(enums, release) == committed
+    helpers = (ENUMS_FILE.parent / "_helpers.py").read_text(encoding="utf-8")
+    assert gen.generate_helpers(enums, release) == helpers
+    lazy = (ENUMS_FILE.parent / "_enums_lazy.py").read_text(encoding="utf-8")
+    assert gen.generate_lazy(enums, release) == lazy

@@ -18,17 +18,18 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, NotSupportedError
 from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
 from bpfkit.kernel.fd import Fd
-from bpfkit.kernel.links import LinkInfo, read_info
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.uapi.attr import LinkCreateAttr, LinkDetachAttr, LinkUpdateAttr
 from bpfkit.uapi.enums import AttachType, Cmd
-from bpfkit.uapi.flags import AttachFlags
+
+if TYPE_CHECKING:
+    from bpfkit.kernel.links import LinkInfo
 
 Cleanup = Callable[[], None]
 
@@ -206,6 +207,8 @@ class AttachedLink:
 
     def info(self) -> LinkInfo:
         """The kernel's view of the link (struct bpf_link_info). Minimum kernel: 5.8."""
+        from bpfkit.kernel.links import read_info  # its decoders are not needed to attach (start-up)
+
         return read_info(self._require_link("info"))
 
     @property
@@ -249,6 +252,8 @@ class AttachedLink:
         fd = self._require_link("update")
         attr = LinkUpdateAttr(link_fd=fd.fileno(), new_prog_fd=fileno_of(program))
         if old_program is not None:
+            from bpfkit.uapi.flags import AttachFlags  # flag classes cost start-up; few links need it
+
             attr.flags = AttachFlags.REPLACE
             attr.old_prog_fd = fileno_of(old_program)
         try:
