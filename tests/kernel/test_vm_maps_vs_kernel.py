@@ -2,6 +2,9 @@
 (`bpfkit.kernel.maps.Map`) and on a VM map must give the same values and errnos, and the same programs
 (map lookups, packet rewrites with checksum fix-ups) must give the same r0 and packet in both test runs."""
 
+# Every program here is loaded in the kernel first (the oracle), then in the VM, verified by bpfkit's
+# verifier too: the two verifiers must both accept it.
+
 from __future__ import annotations
 
 import errno

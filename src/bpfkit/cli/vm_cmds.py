@@ -3,7 +3,9 @@
 `vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (loaded whole by
 `Vm.load_object`: maps, CO-RE against `--btf` or vmlinux's BTF, `.kconfig` from `--kconfig` over the
 running kernel's config) and prints r0; `--trace` prints every executed instruction with the registers
-after it.
+after it. bpfkit's verifier checks the program first (a raw-memory program for the size of `--mem` /
+`--data`), as the kernel would before running it; `--no-verify` runs trusted code unverified, with
+every run-time check on.
 
 `vm jit-dump FILE` compiles the program with the x86-64 JIT and prints its native code, each piece under
 a `; ...` comment naming the eBPF instruction (or JIT routine) it came from, the way `bpftool prog dump
@@ -15,7 +17,8 @@ the program arrives on stdin as hex bytes on one line (or as `--program HEX`), t
 in the first argument (optional, may be empty); further arguments are options (`--engine NAME`, and
 ubpf's plugin flags `--interpret` and `--jit`), possibly all in one string. On success r0 is printed
 in hex (no `0x`) and the exit status is 0; on error the message goes to stdout (the runner compares it
-with the vector's `-- error`) and to stderr, and the status is 1.
+with the vector's `-- error`) and to stderr, and the status is 1. The program is verified for the memory
+given (a refusal is an error) unless `--no-verify` is among the options.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[VmProgram, Pro
         key = next(k for k, v in obj.programs.items() if v is spec)
         if prog_type is not None:
             obj.programs[key] = dataclasses.replace(spec, type=prog_type)
-        coll = vm.load_object(obj, target_btf=args.btf, kconfig=_kconfig_option(args.kconfig))
+        coll = vm.load_object(obj, target_btf=args.btf, kconfig=_kconfig_option(args.kconfig),
+                              verify=not args.no_verify)
         prog = coll.programs[key]
         return prog, prog.prog_type
     for option in ("section", "btf", "kconfig"):
@@ -123,7 +127,7 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[VmProgram, Pro
         insns = _program_from_text(text, args.dialect, name)
     else:
         insns = decode(data)
-    return vm.load(insns, prog_type=prog_type, name=Path(name).stem), prog_type
+    return vm.load(insns, prog_type=prog_type, name=Path(name).stem, verify=not args.no_verify), prog_type
 
 
 def _kconfig_option(items: list[str] | None) -> dict[str, str] | None:
@@ -201,13 +205,16 @@ def capstone_disassembler() -> Disassembler | None:
 
 def jit_code(prog: VmProgram) -> CompiledCode:
     """The JIT's code for `prog`: the very code a run would execute (map value addresses are host
-    addresses), or, where native code cannot run, the same compilation without a VM's memory."""
+    addresses; the accesses its verification proved safe unchecked), or, where native code cannot run,
+    the same compilation without a VM's memory."""
     from bpfkit.vm.jit import jit_supported, program_for, runtime_for
     from bpfkit.vm.jit.compile import Compiler
 
     if jit_supported() is None:
+        prog.prepare_jit()
         return program_for(prog.loaded, runtime_for(prog.vm.mem)).compiled
-    return Compiler(prog.loaded).compile()
+    safe = prog.verification.proven_safe if prog.verification is not None else ()
+    return Compiler(prog.loaded, proven_safe=safe).compile()
 
 
 def _insn_text(prog: VmProgram, slot: int, dialect: str) -> str:
@@ -292,12 +299,13 @@ def cmd_jit_dump(args: argparse.Namespace) -> int:
 
 # -- vm conformance-plugin -----------------------------------------------------------------------
 
-def run_plugin_program(program: bytes, memory: bytes, engine: EngineName = "fast") -> int:
+def run_plugin_program(program: bytes, memory: bytes, engine: EngineName = "fast", *,
+                       verify: bool = True) -> int:
     """What the plugin computes: r0 of `program` run on a copy of `memory` (r1 = its address, r2 = its
-    length) with the conformance suite's helpers. Raises `BpfkitError` when bpfkit refuses the program
-    or it faults."""
+    length) with the conformance suite's helpers, verified for that memory unless `verify` is False.
+    Raises `BpfkitError` when bpfkit (or its verifier) refuses the program or it faults."""
     vm = Vm(helpers=conformance_helpers(), engine=engine, budget=1_000_000)
-    with vm.load(decode(program), name="plugin") as prog:
+    with vm.load(decode(program), name="plugin", verify=verify) as prog:
         return prog.test_run(memory).retval
 
 
@@ -310,6 +318,7 @@ def plugin_main(argv: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: Text
     options = [arg for arg in args if arg.strip()]
     engine: EngineName = "fast"
     program_hex: str | None = None
+    verify = True
     try:
         while options:
             opt = options.pop(0)
@@ -328,17 +337,19 @@ def plugin_main(argv: Sequence[str], stdin: TextIO, stdout: TextIO, stderr: Text
                 program_hex = options.pop(0)
             elif opt == "--interpret":
                 engine = "interp"
+            elif opt == "--no-verify":
+                verify = False
             elif opt == "--jit":  # ubpf's plugin flag: bpfkit's JIT where there is one
                 engine = "jit" if "jit" in ENGINES else "fast"  # type: ignore[comparison-overlap]
             else:
                 raise BpfkitError(f"invalid argument {opt!r} (options: --engine {'|'.join(ENGINES)}, "
-                                  f"--interpret, --jit, --program HEX)")
+                                  f"--interpret, --jit, --no-verify, --program HEX)")
         if program_hex is None:
             program_hex = stdin.readline()
         program = parse_hex(program_hex, "program")
         if not program:
             raise BpfkitError("no program on stdin")
-        r0 = run_plugin_program(program, parse_hex(memory_hex, "memory"), engine)
+        r0 = run_plugin_program(program, parse_hex(memory_hex, "memory"), engine, verify=verify)
     except BpfkitError as err:
         message = str(err).replace("\n", " ")
         print(message, file=stdout)
@@ -385,6 +396,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "running kernel's config; repeatable")
     p.add_argument("--conformance-helpers", action="store_true",
                    help="the conformance suite's helpers instead of the kernel-like ones")
+    p.add_argument("--no-verify", action="store_true", help="trusted code: run without bpfkit's verifier "
+                   "(every memory access stays checked at run time)")
     p.add_argument("-j", "--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_run)
 
@@ -401,13 +414,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="ELF: a .kconfig value; repeatable")
     p.add_argument("--conformance-helpers", action="store_true",
                    help="the conformance suite's helpers instead of the kernel-like ones")
+    p.add_argument("--no-verify", action="store_true", help="compile without verifying: every memory "
+                   "access checked (by default a verified program's proven-safe accesses are not)")
     p.add_argument("-j", "--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_jit_dump)
 
     p = verbs.add_parser("conformance-plugin", help="bpf_conformance plugin: program hex on stdin, memory "
                          "hex as the first argument; prints r0 in hex")
     p.add_argument("args", nargs=argparse.REMAINDER, help="[MEMORY_HEX] [--engine NAME] [--interpret] "
-                   "[--jit] [--program HEX]")
+                   "[--jit] [--no-verify] [--program HEX]")
     p.set_defaults(func=cmd_plugin)
 
     from bpfkit.cli import vm_verify_cmds  # imports this module's loading helpers

@@ -2,7 +2,9 @@
 
 FILE is an assembly listing (llvm or ubpf dialect, detected as `vm run` does), raw or hex bytecode, or
 an ELF object (every program, or the one `--section` names, checked with the object's maps, license,
-attach type and source lines). Each accepted program prints one line
+attach type and source lines, as a loader hands it over: CO-RE relocations applied against `--btf` or
+vmlinux's BTF, `.kconfig` filled from `--kconfig` over the running kernel's config; the same BTF types
+TRACING contexts and kfuncs). Each accepted program prints one line
 ``NAME: accepted (N insns processed, M states, stack D bytes)``; a refused one prints ``NAME: refused``
 and the verifier's report (instruction, source line, path, registers, hint) and the exit status is 1.
 ``-v`` adds the kernel-style log (log level 1; ``-vv`` level 2, with the registers each instruction
@@ -72,17 +74,26 @@ def _outcome(name: str, section: str, prog_type: ProgType | None, lines: LineTab
 
 
 def verify_file(data: bytes, name: str, *, section: str | None = None, type_name: str | None = None,
-                mem_size: int = 0, log_level: int = 0, dialect: str = "auto") -> list[Outcome]:
+                mem_size: int = 0, log_level: int = 0, dialect: str = "auto", btf: str | None = None,
+                kconfig: Mapping[str, str] | None = None) -> list[Outcome]:
     """Verify every program FILE holds (or the one `section` names); one `Outcome` each, in file order.
+    ELF programs are verified after CO-RE (against `btf`, a path, default vmlinux's) and `.kconfig`
+    (`kconfig` over the running kernel's config) have been applied (`bpfkit.vm.objects.resolve_object`).
 
     Raises `BpfkitError` for input that is not a program (bad ELF, assembly or bytecode; unknown
     section or type) — a refusal is an `Outcome`, not an exception.
     """
     prog_type = _prog_type(type_name) if type_name else None
     if is_elf(data):
+        from bpfkit.btf import load_btf
         from bpfkit.obj import load_object
+        from bpfkit.vm.objects import default_target_btf, resolve_object
 
         obj = load_object(data, name)
+        target = load_btf(btf) if btf is not None else None
+        resolved = resolve_object(obj, target_btf=target, kconfig=kconfig)
+        kernel_btf = target if target is not None else default_target_btf()
+        obj.programs, obj.maps = resolved.programs, resolved.maps
         if section is not None:
             picked = _pick_program(obj.programs, section, name)
             specs = [(n, p) for n, p in obj.programs.items() if p is picked]
@@ -97,7 +108,7 @@ def verify_file(data: bytes, name: str, *, section: str | None = None, type_name
             lines = {rec.index: (rec.file, rec.line, rec.text) for rec in spec.lines}
             out.append(_outcome(prog_name, spec.section, spec.type, lines,
                                 lambda s=spec: verify_program(s, obj.maps, log_level=log_level,
-                                                              mem_size=mem_size)))
+                                                              mem_size=mem_size, btf=kernel_btf)))
         return out
     if section is not None:
         raise BpfkitError(f"{name}: --section applies to ELF objects only")
@@ -162,8 +173,11 @@ def outcome_record(o: Outcome, verbose: bool) -> dict[str, Any]:
 def cmd_verify(args: argparse.Namespace) -> int:
     data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     level = min(args.verbose, 2)
+    from bpfkit.cli.vm_cmds import _kconfig_option
+
     outcomes = verify_file(data, args.file, section=args.section, type_name=args.type,
-                           mem_size=args.mem_size, log_level=level, dialect=args.dialect)
+                           mem_size=args.mem_size, log_level=level, dialect=args.dialect, btf=args.btf,
+                           kconfig=_kconfig_option(args.kconfig))
     refused = any(o.result is None for o in outcomes)
     if args.json:
         print(json.dumps({"file": args.file, "programs": [outcome_record(o, level > 0) for o in outcomes]}))
@@ -202,6 +216,10 @@ def register_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="raw memory mode: the size of the memory r1 points to (default 0)")
     p.add_argument("--dialect", choices=("auto", "llvm", "ubpf"), default="auto",
                    help="assembly dialect (default: auto)")
+    p.add_argument("--btf", metavar="PATH", help="ELF: the kernel BTF to apply CO-RE relocations against "
+                   "and to type contexts and kfuncs (default: /sys/kernel/btf/vmlinux when readable)")
+    p.add_argument("--kconfig", metavar="NAME=VALUE", action="append",
+                   help="ELF: a .kconfig value, over the running kernel's config; repeatable")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="print the kernel-style verifier log (-vv: with the registers written)")
     p.add_argument("-j", "--json", action="store_true", help="JSON output")

@@ -26,6 +26,7 @@ from bpfkit.vm.maps import (
 )
 from bpfkit.vm.maps_extra import BloomFilterMap
 from bpfkit.vm.memory import RegionKind
+from bpfkit.vm.prandom import Prandom
 from bpfkit.vm.runtime import U64, HelperFn, ProgramExit, RunState, TailCallDone
 
 if TYPE_CHECKING:
@@ -286,7 +287,8 @@ def ktime_get_coarse_ns(rt: RunState, *_: int) -> int:
 
 
 def get_prandom_u32(rt: RunState, *_: int) -> int:
-    return rt.host.random.getrandbits(32) if rt.host is not None else 0  # type: ignore[attr-defined]
+    prandom = getattr(rt.host, "prandom", None)
+    return prandom.next_u32() if isinstance(prandom, Prandom) else 0
 
 
 def get_smp_processor_id(rt: RunState, *_: int) -> int:

@@ -9,19 +9,25 @@ Three engines give identical results: "fast" (translated to Python, the default)
 interpreter, which can `trace` every instruction and single-step through `debug()`) and "jit" (native
 x86-64 code, `bpfkit.vm.jit`; pointers are host addresses there, and on other machines it falls back to
 "fast" with a warning).
+
+Programs are verified by bpfkit's own verifier before they run, as the kernel would (`Vm.load`); the
+fast engine and the JIT then drop the bounds checks of the accesses it proved safe. `verify=False` is
+the opt-out for trusted code: nothing is verified and every access keeps its run-time check.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bpfkit.errors import VmError, VmHelperError
+from bpfkit.errors import VerificationError, VmError, VmHelperError
 from bpfkit.isa.builder import Relocation
 from bpfkit.isa.instruction import Instruction
 from bpfkit.obj.spec import MapSpec, ProgramSpec
@@ -32,6 +38,7 @@ from bpfkit.vm.helpers import HelperRegistry, default_helpers
 from bpfkit.vm.interp import Interpreter, InterpreterEngine, TraceFn, TraceStep
 from bpfkit.vm.maps import ProgArrayMap, RingbufMap, VmMap, create_map
 from bpfkit.vm.memory import DATA_SLOT0, AddressSpace
+from bpfkit.vm.prandom import Prandom
 from bpfkit.vm.program import LoadedProgram
 from bpfkit.vm.runtime import DEFAULT_BUDGET, HelperFn, RunState, map_stacks, run_guarded
 from bpfkit.vm.translate import TranslatedEngine, translated
@@ -100,6 +107,8 @@ class Vm:
         self.budget = budget
         self.engine: EngineName = engine
         self.random = random.Random(seed)
+        self.prandom = Prandom(seed)
+        """bpf_get_prandom_u32's generator (its state is shared with the JIT's native code)."""
         self._clock = clock or time.monotonic_ns
         self.task = task or Task.this_process()
         self.mem = AddressSpace()
@@ -120,6 +129,12 @@ class Vm:
 
     def clock_ns(self) -> int:
         return self._clock()
+
+    @property
+    def real_clock(self) -> bool:
+        """Whether the ktime helpers read the host's CLOCK_MONOTONIC (no `clock` was given), which
+        the JIT may then read natively."""
+        return self._clock is time.monotonic_ns
 
     # -- maps -------------------------------------------------------------------------------------
     def create_map(self, spec: MapSpec) -> VmMap:
@@ -148,25 +163,35 @@ class Vm:
     def load(self, program: Sequence[Instruction] | bytes | ProgramSpec, *,
              prog_type: ProgType | None = None, name: str = "",
              maps: Mapping[str, VmMap] | Sequence[VmMap] | None = None,
-             relocations: Sequence[Relocation] = (), verify: bool = False,
-             mem_size: int = 0) -> VmProgram:
-        """Load instructions, bytecode or a `ProgramSpec`.
+             relocations: Sequence[Relocation] = (), verify: bool = True,
+             mem_size: int | None = None) -> VmProgram:
+        """Load instructions, bytecode or a `ProgramSpec`; bpfkit's verifier checks it first.
 
-        With `verify`, bpfkit's own verifier (`bpfkit.vm.verifier.verify`) checks the program first
-        and raises `VerificationError` if the kernel's rules would refuse it; the result is kept in
-        `VmProgram.verification`. `mem_size` is, for raw-memory programs (no `prog_type`), the number
-        of bytes the verifier may assume r1 points to (runs must pass at least that much data). A
-        verified program run by the JIT skips the bounds checks of the accesses in
-        `VerifierResult.proven_safe`; it is refused runs (and tail calls) it was not verified for.
+        Verification (`bpfkit.vm.verifier.verify`) raises `VerificationError` when the kernel's rules
+        would refuse the program, before it can run; the result is kept in `VmProgram.verification`,
+        and the fast engine and the JIT then run the accesses it proved in bounds
+        (`VerifierResult.proven_safe`) without a check. A `ProgramSpec` is verified with its license,
+        attach type and source lines (reports name the line). `verify=False` is for trusted code
+        (or programs outside what the verifier models): nothing is checked at load, and every access
+        keeps its run-time check in every engine.
+
+        Raw-memory programs (no `prog_type`: r1 points to the run's data, r2 holds its length) have
+        no memory size until a run passes data, and the verifier takes r2 as that exact size: such a
+        program is verified at its first run for the size of that run's data, and again for each
+        other size a run passes (once per size, results cached; a size it refuses raises
+        `VerificationError` from `test_run`). `mem_size` verifies it now for that size as well, and
+        makes runs with less data an error (`VmError`).
 
         Map references: BPF_PSEUDO_MAP_FD/MAP_VALUE immediates are `VmMap.fd`s; MAP_IDX/MAP_IDX_VALUE
         index `maps` (a sequence, like the kernel's fd_array); `relocations` (from `Builder`) name maps
         in `maps` (a mapping by name) and patch the LD_IMM64 at their slot.
         """
+        pspec: ProgramSpec | None = None
         if isinstance(program, ProgramSpec):
             from bpfkit.vm.objects import check_standalone
 
             check_standalone(program)
+            pspec = program
             prog_type = program.type if prog_type is None else prog_type
             name = name or program.name
             insns: Sequence[Instruction] | bytes = program.insns if isinstance(program.insns, bytes) \
@@ -197,29 +222,25 @@ class Vm:
                 return vm_map.value_address(hi)
             return vm_map.address
 
-        verification = None
-        if verify:
-            from bpfkit.vm.verifier import verify as check
-
-            known: dict[Any, VmMap] = {m.fd: m for m in self.maps}
-            if isinstance(maps, Mapping):
-                known.update(maps)
-            verification = check(insns, prog_type=prog_type, relocations=relocations, mem_size=mem_size,
-                                 maps=known if not isinstance(maps, Sequence) else list(maps))
         loaded = LoadedProgram(insns, helpers=self.helpers.table(), resolve_pseudo=resolve,
                                name=name or "prog")
-        vm_program = VmProgram(self, loaded, prog_type)
-        vm_program.verification = verification
+        checker = _checker(self, insns, prog_type, maps, relocations, pspec) if verify else None
+        vm_program = VmProgram(self, loaded, prog_type, checker=checker, mem_size=mem_size)
+        if checker is not None and (prog_type is not None or mem_size is not None):
+            vm_program.verified_for(mem_size or 0)
         return vm_program
 
     def load_object(self, spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
-                    kconfig: Mapping[str, str | int | bool] | None = None) -> VmCollection:
+                    kconfig: Mapping[str, str | int | bool] | None = None,
+                    verify: bool = True) -> VmCollection:
         """Create every map and load every program of an object (`bpfkit.obj.load_object`), applying
         CO-RE against `target_btf` (default: /sys/kernel/btf/vmlinux when readable) and filling
-        `.kconfig` from `kconfig` (default: the running kernel's config). See `bpfkit.vm.objects`."""
+        `.kconfig` from `kconfig` (default: the running kernel's config). Each program is verified
+        as `load` does, on its instructions as relocated and with the `.kconfig` values filled in;
+        `verify=False` loads trusted code unverified. See `bpfkit.vm.objects`."""
         from bpfkit.vm.objects import load_collection
 
-        return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig)
+        return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig, verify=verify)
 
     def _context(self, prog_type: ProgType | None, data: bytes, ctx: bytes | None) -> Context:
         if prog_type is None:
@@ -252,14 +273,70 @@ class Vm:
 
 
 class VmProgram:
-    """A program loaded into a `Vm`."""
+    """A program loaded into a `Vm` (by `Vm.load`, which says when it is verified)."""
 
-    def __init__(self, vm: Vm, loaded: LoadedProgram, prog_type: ProgType | None) -> None:
+    def __init__(self, vm: Vm, loaded: LoadedProgram, prog_type: ProgType | None, *,
+                 checker: Checker | None = None, mem_size: int | None = None) -> None:
         self.vm = vm
         self.loaded = loaded
         self.prog_type = prog_type
         self.verification: VerifierResult | None = None
-        """What bpfkit's verifier found, when loaded with `verify=True`."""
+        """What bpfkit's verifier found: for a raw-memory program, for the data size of the latest
+        run (None before the first run unless `mem_size` was given); None when loaded unverified."""
+        self._checker = checker
+        self._mem_size = mem_size
+        self._by_size: dict[int, VerifierResult] = {}
+        self._jit_options: object = None  # the JitOptions this program set (a caller's own win)
+
+    @property
+    def verified(self) -> bool:
+        """Whether runs are verified (False: loaded with `verify=False`, every access checked)."""
+        return self._checker is not None
+
+    def verified_for(self, size: int, what: str = "this run passes") -> VerifierResult | None:
+        """The verification a run with `size` bytes of data relies on, made now if it is the first
+        run of that size (a raw-memory program; other types were verified at load), and made the
+        one the engines use (`proven_safe`). None for a program loaded unverified.
+
+        Raises `VerificationError` when the verifier refuses the program for that size, `VmError`
+        when `size` is below the `mem_size` given at load."""
+        if self._checker is None:
+            return None
+        if self.prog_type is not None:
+            if self.verification is None:
+                self.verification = self._checker(0)
+                self.loaded.proven_safe = self.verification.proven_safe
+            return self.verification
+        if self._mem_size is not None and size < self._mem_size:
+            raise VmError(f"program {self.name!r} was verified for {self._mem_size} bytes of data; "
+                          f"{what} {size}: pass at least {self._mem_size} bytes")
+        result = self._by_size.get(size)
+        if result is None:
+            result = self._by_size[size] = self._checker(size)
+        self.verification = result
+        self.loaded.proven_safe = result.proven_safe
+        return result
+
+    def prepare_jit(self) -> None:
+        """Make the JIT compile this program with the accesses of `verification.proven_safe`
+        unchecked (what `test_run` does before a JIT run; `bpfkit vm jit-dump` shows that code).
+        No effect on a program without a verification."""
+        if self.verification is not None:
+            self._use_jit_options(self.verification)
+
+    def _use_jit_options(self, result: VerifierResult) -> None:
+        """Compile for the JIT with `result.proven_safe` unchecked, unless the caller set options of
+        its own with `bpfkit.vm.jit.set_options` (those win)."""
+        from bpfkit.vm.jit import JitOptions, set_options
+
+        current = self.loaded.cache.get("jit_options")
+        if current is not None and current is not self._jit_options:
+            return
+        options = JitOptions(proven_safe=result.proven_safe, ctx_loads=result.ctx_loads, verified=True)
+        if current == options:
+            return
+        set_options(self.loaded, options)  # drops native code compiled for another data size
+        self._jit_options = options
 
     def __enter__(self) -> VmProgram:
         return self
@@ -301,10 +378,7 @@ class VmProgram:
             raise VmError(f"unknown engine {chosen!r} (choose from {', '.join(ENGINES)})")
         chosen = _available(chosen)
         limit = vm.budget if budget == "default" else budget
-        verified = self.verification
-        if verified is not None and len(data) < verified.mem_size:
-            raise VmError(f"program {self.name!r} was verified for {verified.mem_size} bytes of data; "
-                          f"this run passes {len(data)}: pass at least {verified.mem_size} bytes")
+        verified = self.verified_for(len(data))  # outside the timed loop, like translation
         if repeat < 1:
             repeat = 1
         context = vm._context(self.prog_type, bytes(data), ctx)
@@ -323,11 +397,11 @@ class VmProgram:
         start = time.perf_counter_ns()
         try:
             if chosen == "jit":
-                from bpfkit.vm.jit import JitOptions, run_native, set_options
+                from bpfkit.vm.jit import run_native
 
-                if verified is not None and "jit_options" not in self.loaded.cache:
+                if verified is not None:
                     # Accesses the verifier proved in bounds run unchecked (its `proven_safe` contract).
-                    set_options(self.loaded, JitOptions(proven_safe=verified.proven_safe))
+                    self._use_jit_options(verified)
                 retval = run_native(rt, self.loaded, setup.args, repeat)
             for _ in range(repeat if chosen != "jit" else 0):
                 rt.n = 0
@@ -344,6 +418,7 @@ class VmProgram:
         """An interpreter stopped before the first instruction: call `step()` to advance, read `pc`
         and `regs` between steps; `retval` is set once it has finished."""
         vm = self.vm
+        self.verified_for(len(data))
         context = vm._context(self.prog_type, bytes(data), ctx)
         setup = context.setup(vm.mem, DATA_SLOT0)
         rt = vm._state(self.loaded, "interp", trace, vm.budget)
@@ -354,10 +429,11 @@ class VmProgram:
 
     def check_tail_call(self, rt: RunState) -> None:
         """Refuse a tail call into this program from a run it was not verified for: another kind of
-        context, or less raw data than the verified `mem_size` (the JIT relies on both for the
-        accesses it runs unchecked; the kernel refuses programs of another type in a prog array)."""
-        verified = self.verification
-        if verified is None:
+        context (the kernel refuses programs of another type in a prog array), or, for raw memory, a
+        data size below the `mem_size` given at load or one the verifier refuses. Otherwise make the
+        verification for this run's size the one the engines use (the fast engine and the JIT rely
+        on it for the accesses they run unchecked)."""
+        if not self.verified:
             return
         context = rt.context
         expected = type(self.vm._context(self.prog_type, bytes(64), None))
@@ -366,15 +442,67 @@ class VmProgram:
                                 f"{self.prog_type.name if self.prog_type is not None else 'raw memory'} "
                                 f"and cannot run on this run's {type(context).__name__}")
         size = len(getattr(context, "buf", b""))
-        if size < verified.mem_size:
-            raise VmHelperError(f"bpf_tail_call: program {self.name!r} was verified for "
-                                f"{verified.mem_size} bytes of data; this run has {size}")
+        try:
+            result = self.verified_for(size, "this run has")
+        except VmError as err:
+            raise VmHelperError(f"bpf_tail_call: {err.message}") from None
+        except VerificationError as err:
+            raise VmHelperError(f"bpf_tail_call: bpfkit's verifier refuses program {self.name!r} for "
+                                f"{size} bytes of data: {err.report.message}") from None
+        if result is not None and sys.modules.get("bpfkit.vm.jit") is not None:
+            self._use_jit_options(result)  # only the JIT can be running natively
 
     def set_tail_call(self, prog_array: VmMap, index: int) -> None:
         """Put this program in `prog_array` at `index`."""
         if not isinstance(prog_array, ProgArrayMap):
             raise VmError(f"map {prog_array.name!r} is not a program array")
         prog_array.set(index, self)
+
+
+Checker = Callable[[int], "VerifierResult"]
+"""Verifies a loaded program for a raw-memory size (ignored for typed programs)."""
+
+
+def _checker(vm: Vm, insns: Sequence[Instruction] | bytes, prog_type: ProgType | None,
+             maps: Mapping[str, VmMap] | Sequence[VmMap] | None, relocations: Sequence[Relocation],
+             pspec: ProgramSpec | None) -> Checker:
+    """How `Vm.load` verifies a program: its maps (by name with `relocations`, by fd, or the fd_array
+    sequence), and for a `ProgramSpec` its license, attach type and source lines."""
+    from bpfkit.vm.verifier import verify
+
+    known: Any
+    if isinstance(maps, Sequence):
+        known = list(maps)
+    else:
+        known = {m.fd: m for m in vm.maps}
+        if maps:
+            known.update(maps)
+    extra: dict[str, Any] = {}
+    if pspec is not None:
+        extra = {"license": pspec.license, "expected_attach_type": pspec.expected_attach_type,
+                 "line_info": {rec.index: (rec.file, rec.line, rec.text) for rec in pspec.lines}}
+
+    def check(mem_size: int) -> VerifierResult:
+        try:
+            return verify(insns, prog_type=prog_type, maps=known, relocations=relocations,
+                          mem_size=mem_size, **extra)
+        except VerificationError as err:
+            raise _with_opt_out(err, prog_type) from None
+
+    return check
+
+
+def _with_opt_out(err: VerificationError, prog_type: ProgType | None) -> VerificationError:
+    """`err`, with the VM's way out added to the hint when the verifier does not model the program
+    type at all (nothing is wrong with the program; bpfkit cannot tell)."""
+    from bpfkit.vm.verifier.ctxaccess import SUPPORTED
+
+    report = err.report
+    if prog_type is None or prog_type in SUPPORTED or getattr(report, "insn", 0) != -1:
+        return err
+    hint = (f"{report.hint}; or, for trusted code, load it with verify=False (Vm.load, "
+            "Vm.load_object; `bpfkit vm run --no-verify`): it then runs with every run-time check on")
+    return VerificationError(dataclasses.replace(report, hint=hint))
 
 
 def _available(engine: EngineName) -> EngineName:

@@ -12,11 +12,12 @@ Value memory is shared between the faces: a value a program wrote is what `looku
 from __future__ import annotations
 
 import errno
+import mmap
+import struct
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bpfkit.errors import VmError
 from bpfkit.obj.spec import MapSpec
@@ -52,6 +53,19 @@ def _check_flags(flags: int) -> int:
     return 0
 
 
+class MapObserver(Protocol):
+    """Told of every change to a map's value regions and keys: the JIT keeps a native index of a map
+    this way (`bpfkit.vm.jit.mapindex`), whichever face (user or program) made the change."""
+
+    def region_mapped(self, ident: Any, region: Region) -> None: ...
+
+    def region_dropped(self, ident: Any) -> None: ...
+
+    def key_inserted(self, key: bytes, values: list[bytearray]) -> None: ...
+
+    def key_deleted(self, key: bytes) -> None: ...
+
+
 class VmMap:
     """A map living in a `Vm`. `fd` is a fake descriptor for LD_IMM64 (BPF_PSEUDO_MAP_FD)."""
 
@@ -66,6 +80,7 @@ class VmMap:
         self.ncpus = ncpus
         self._regions: dict[Any, Region] = {}
         self.frozen = False
+        self.observer: MapObserver | None = None
         self._validate()
         _BY_FD.setdefault(mem, weakref.WeakValueDictionary())[self.fd] = self
 
@@ -98,12 +113,16 @@ class VmMap:
         if region is None:
             region = self._regions[ident] = self.mem.map(buf, RegionKind.MAP_VALUE, name=self.name,
                                                          writable=not self.readonly_prog)
+            if self.observer is not None:
+                self.observer.region_mapped(ident, region)
         return region.base
 
     def _drop_region(self, ident: Any) -> None:
         region = self._regions.pop(ident, None)
         if region is not None:
             self.mem.unmap(region)
+            if self.observer is not None:
+                self.observer.region_dropped(ident)
 
     @property
     def readonly_prog(self) -> bool:
@@ -295,6 +314,8 @@ class HashMap(VmMap):
                 self._forget(old)
             values = [bytearray(vs) for _ in range(self._copies())]
             self.table[key] = values
+            if self.observer is not None:
+                self.observer.key_inserted(key, values)
         elif self.lru:
             self.table.move_to_end(key)
         if self.per_cpu and user:
@@ -307,6 +328,8 @@ class HashMap(VmMap):
     def _forget(self, key: bytes) -> None:
         for cpu in range(self._copies()):
             self._drop_region((key, cpu))
+        if self.observer is not None:
+            self.observer.key_deleted(key)
 
     def bpf_delete(self, key: bytes) -> int:
         key = bytes(key[:self.spec.key_size])
@@ -384,90 +407,193 @@ class PerfEventArrayMap(VmMap):
         return out
 
 
-@dataclass(slots=True)
-class _Record:
-    size: int
-    region: Region
-    state: str = "busy"  # busy, submitted, discarded
+_POS = struct.Struct("<QQQ")
+_HDR = struct.Struct("<II")
+_BUSY, _DISCARD = int(RingbufHeader.BUSY_BIT), int(RingbufHeader.DISCARD_BIT)
+RINGBUF_MAX_RECORD_SZ = 0xFFFFFFFF // 4
+"""`RINGBUF_MAX_RECORD_SZ` (kernel/bpf/ringbuf.c): the largest size bpf_ringbuf_reserve considers."""
+RINGBUF_HEAD = 64
+"""Bytes before a VM ring's data in `RingbufMap.area`: consumer, producer, busy records (u64 each)."""
+RINGBUF_REGION = 1 << 31
+"""pg_off bit of a record that has a VM region (its commit goes through Python)."""
 
 
 class RingbufMap(VmMap):
-    """BPF_MAP_TYPE_RINGBUF: `max_entries` bytes of records, each an 8-byte header plus data rounded
-    up to 8 (BPF_RINGBUF_HDR_SZ). Reserved records are regions of their own until submitted."""
+    """BPF_MAP_TYPE_RINGBUF in the kernel's layout (kernel/bpf/ringbuf.c), shared by Python and the JIT.
+
+    `area` holds the consumer and producer positions (u64 each, growing forever) and the number of
+    records reserved and not yet committed, then at RINGBUF_HEAD the data: records at their position
+    modulo `max_entries`, each an 8-byte header (u32 length with the BUSY and DISCARD bits, u32 pg_off)
+    then the data rounded up to 8 bytes. As in the kernel, pg_off locates the ring from a record: it is
+    the header's offset in `area` in 8-byte units (bit 31 set when the record has a VM region). The
+    kernel maps the data pages twice so a record that wraps is contiguous; here the data is twice the
+    ring's size and a record starting near the end runs on into the second half (the producer is never
+    a full ring ahead of the consumer, so live records never overlap). Reservation follows
+    __bpf_ringbuf_reserve: NULL when the record would put the producer a full ring (or more) ahead of
+    the consumer.
+
+    A record reserved through Python is also a region of its own (bounds-checked like the VM's other
+    memory). Native code (`bpfkit.vm.jit.native_ringbuf`) reserves and commits in the same memory
+    without a region, for programs the verifier accepted; `region_for` gives such a record a region
+    when it is handed to Python.
+    """
 
     def _validate(self) -> None:
         size = self.spec.max_entries
         if size <= 0 or size & (size - 1) or size % 4096:
             raise VmError(f"map {self.name!r}: ring buffer size must be a power of 2 and a multiple "
                           f"of the page size, not {size}")
-        self.records: deque[_Record] = deque()
-        self.by_addr: dict[int, _Record] = {}
-        self.prod_pos = 0
-        self.cons_pos = 0
+        # Anonymous memory: zero pages the OS provides as records reach them (rings can be large).
+        self.area = mmap.mmap(-1, RINGBUF_HEAD + 2 * size)
+        self.pos = memoryview(self.area)[:RINGBUF_HEAD]
+        self.data = memoryview(self.area)[RINGBUF_HEAD:]
+        self.mask = size - 1
+        self.by_addr: dict[int, tuple[int, Region]] = {}
+        """Region base -> (offset of the record's header in `data`, region) of records with a region."""
         self.discarded = 0
         """Records skipped by `drain` because the program discarded them."""
+
+    def _positions(self) -> tuple[int, int, int]:
+        cons, prod, busy = _POS.unpack_from(self.pos)
+        return int(cons), int(prod), int(busy)
+
+    @property
+    def cons_pos(self) -> int:
+        return self._positions()[0]
+
+    @property
+    def prod_pos(self) -> int:
+        return self._positions()[1]
 
     @staticmethod
     def _footprint(size: int) -> int:
         return (size + RingbufHeader.HDR_SZ + 7) & ~7
 
-    def reserve(self, size: int) -> int:
-        """Reserve `size` bytes; the record's address, or 0 when there is no room."""
-        if size > 0xFFFFFFFF >> 2:
-            return 0
+    @staticmethod
+    def _pg_off(off: int) -> int:
+        return (RINGBUF_HEAD + off) >> 3
+
+    def _reserve(self, size: int) -> int | None:
+        """Reserve a record of `size` bytes (header BUSY); the offset of its header, or None."""
+        if size > RINGBUF_MAX_RECORD_SZ:
+            return None
         need = self._footprint(size)
-        if self.prod_pos - self.cons_pos + need > self.spec.max_entries:
-            return 0
-        region = self.mem.map(bytearray(size), RegionKind.RINGBUF, name=self.name)
-        record = _Record(size, region)
-        self.records.append(record)
-        self.by_addr[region.base] = record
-        self.prod_pos += need
+        cons, prod, busy = self._positions()
+        if need > self.spec.max_entries or prod + need - cons > self.mask:
+            return None
+        off = prod & self.mask
+        _HDR.pack_into(self.data, off, size | _BUSY, self._pg_off(off))
+        _POS.pack_into(self.pos, 0, cons, prod + need, busy + 1)
+        return off
+
+    def _map_record(self, off: int) -> int:
+        length = _HDR.unpack_from(self.data, off)[0] & ~(_BUSY | _DISCARD)
+        region = self.mem.map(self.data[off + 8:off + 8 + length], RegionKind.RINGBUF, name=self.name)
+        length = _HDR.unpack_from(self.data, off)[0]
+        _HDR.pack_into(self.data, off, length, self._pg_off(off) | RINGBUF_REGION)
+        self.by_addr[region.base] = (off, region)
         return region.base
 
+    def reserve(self, size: int) -> int:
+        """Reserve `size` bytes; the record's address (a region of its own), or 0 when there is no room."""
+        off = self._reserve(size)
+        return 0 if off is None else self._map_record(off)
+
+    def region_for(self, data_offset: int) -> int | None:
+        """The address of a region for the busy record whose data starts at `data_offset` of `data`
+        (mapped now if it has none); None when no busy record starts there."""
+        off = data_offset - 8
+        if not 0 <= off < len(self.data) - 8:
+            return None
+        length, pg_off = _HDR.unpack_from(self.data, off)
+        if not length & _BUSY or not self._live(off):
+            return None
+        if pg_off & RINGBUF_REGION:
+            for base, (at, _) in self.by_addr.items():
+                if at == off:
+                    return base
+        return self._map_record(off)
+
+    def _live(self, off: int) -> bool:
+        """Whether a record header sits at `off` between the consumer and the producer."""
+        pos, prod, _ = self._positions()
+        while pos < prod:
+            at = pos & self.mask
+            if at == off:
+                return True
+            pos += self._footprint(_HDR.unpack_from(self.data, at)[0] & ~(_BUSY | _DISCARD))
+        return False
+
+    def _commit_at(self, off: int, discard: bool) -> None:
+        length = _HDR.unpack_from(self.data, off)[0]
+        if length & _BUSY:
+            cons, prod, busy = self._positions()
+            _POS.pack_into(self.pos, 0, cons, prod, busy - 1)
+        size = length & ~(_BUSY | _DISCARD)
+        _HDR.pack_into(self.data, off, size | (_DISCARD if discard else 0), self._pg_off(off))
+
     def commit(self, addr: int, discard: bool) -> bool:
-        record = self.by_addr.pop(addr, None)
-        if record is None:
+        """Submit (or discard) the record at `addr`, a record region's address; False if it is not one."""
+        found = self.by_addr.pop(addr, None)
+        if found is None:
             return False
-        record.state = "discarded" if discard else "submitted"
-        self.mem.unmap(record.region)
+        off, region = found
+        self._commit_at(off, discard)
+        self.mem.unmap(region)
         return True
 
     def output(self, data: bytes) -> int:
-        addr = self.reserve(len(data))
-        if not addr:
+        off = self._reserve(len(data))
+        if off is None:
             return -EAGAIN
-        self.by_addr[addr].region.buf[:] = data  # type: ignore[index]
-        self.commit(addr, False)
+        self.data[off + 8:off + 8 + len(data)] = data
+        self._commit_at(off, False)
         return 0
 
     def query(self, what: int) -> int:
+        cons, prod, _ = self._positions()
         if what == RingbufQuery.AVAIL_DATA:
-            return self.prod_pos - self.cons_pos
+            return prod - cons
         if what == RingbufQuery.RING_SIZE:
             return self.spec.max_entries
         if what == RingbufQuery.CONS_POS:
-            return self.cons_pos
+            return cons
         if what == RingbufQuery.PROD_POS:
-            return self.prod_pos
+            return prod
         return 0
 
     def drain(self) -> list[bytes]:
-        """Consume the submitted records in order (stopping at one still reserved)."""
+        """Consume the committed records in order (stopping at one still reserved), as a user-space
+        consumer of the kernel's ring does; discarded records are skipped and counted."""
         out: list[bytes] = []
-        while self.records and self.records[0].state != "busy":
-            record = self.records.popleft()
-            self.cons_pos += self._footprint(record.size)
-            if record.state == "submitted":
-                out.append(bytes(record.region.buf))
-            else:
+        cons, prod, busy = self._positions()
+        data = self.data
+        while cons < prod:
+            off = cons & self.mask
+            length = _HDR.unpack_from(data, off)[0]
+            if length & _BUSY:
+                break
+            size = length & ~_DISCARD
+            if length & _DISCARD:
                 self.discarded += 1
+            else:
+                out.append(bytes(data[off + 8:off + 8 + size]))
+            cons += (size + 15) & ~7
+        _POS.pack_into(self.pos, 0, cons, prod, busy)
         return out
 
     def release_all(self) -> None:
         """Discard reservations left open when a run ends (the kernel's verifier forbids that)."""
         for addr in list(self.by_addr):
             self.commit(addr, True)
+        cons, prod, busy = self._positions()
+        while busy and cons < prod:
+            off = cons & self.mask
+            length = _HDR.unpack_from(self.data, off)[0]
+            if length & _BUSY:
+                self._commit_at(off, True)
+                busy -= 1
+            cons += self._footprint(length & ~(_BUSY | _DISCARD))
 
 
 class QueueStackMap(VmMap):

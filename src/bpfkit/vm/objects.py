@@ -17,7 +17,12 @@ values the caller passes (or clear refusals):
   refused: the compiler's local answers would silently give wrong results;
 - `__ksym` variables and kfunc calls name kernel memory and kernel code: refused, they are kernel-only;
 - program arrays are filled from their initialisers. Maps of maps are not emulated: an object
-  referring to one is refused; one no program refers to is left out (`VmCollection.skipped`).
+  referring to one is refused; one no program refers to is left out (`VmCollection.skipped`);
+- every program is verified by bpfkit's verifier (unless `verify=False`: trusted code) on what it
+  will run: the instructions with CO-RE applied, the maps with `.kconfig` filled (read-only and frozen,
+  so the verifier knows those values as the kernel does), its source lines in reports.
+
+`resolve_object` does the first two steps alone (pure): `bpfkit vm verify` verifies its result.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from typing import TYPE_CHECKING
 
 from bpfkit.btf import Spec, load_btf
 from bpfkit.btf.core import CoreResult, relocate
-from bpfkit.errors import BpfkitError, LinkError, VmError, VmHelperError
+from bpfkit.errors import BpfkitError, LinkError, VerificationError, VmError, VmHelperError
 from bpfkit.isa import encode
 from bpfkit.isa.builder import Relocation
 from bpfkit.obj import ExternKind, ObjectSpec, ProgramSpec, RefKind
 from bpfkit.obj.kconfig import config_text, kconfig_value, read_kconfig
+from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.btf import CoreReloKind
 from bpfkit.uapi.enums import Helper, MapType
 from bpfkit.vm.maps import MAP_CLASSES, ProgArrayMap, VmMap
@@ -91,21 +97,65 @@ class VmCollection:
         return f"<VmCollection {self.spec.name}: {len(self.programs)} programs, {len(self.maps)} maps>"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResolvedObject:
+    """An object as a loader sees it just before loading: `programs` with their CO-RE relocations
+    applied (`core_results` says how, per program), `maps` with the `.kconfig` contents filled."""
+
+    programs: dict[str, ProgramSpec]
+    maps: dict[str, MapSpec]
+    core_results: dict[str, list[CoreResult]]
+
+
+def resolve_object(spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
+                   kconfig: KconfigValues | None = None) -> ResolvedObject:
+    """Apply `spec`'s CO-RE relocations against `target_btf` (default: vmlinux's BTF when some program
+    needs one) and fill its `.kconfig` map from `kconfig` (default: the running kernel's config).
+
+    Raises `VmError` for CO-RE without a target BTF or a `.kconfig` extern with no value, and
+    `CoreRelocationError` for malformed CO-RE records, naming the program and instruction.
+    """
+    where = spec.path or spec.name
+    target = _target(spec, target_btf, where)
+    maps = dict(spec.maps)
+    kspec = maps.get(".kconfig")
+    if kspec is not None:
+        maps[".kconfig"] = dataclasses.replace(
+            kspec, contents=((bytes(4), _kconfig(spec, kspec.value_size, kconfig, where)),))
+    programs: dict[str, ProgramSpec] = {}
+    results: dict[str, list[CoreResult]] = {}
+    cache: dict[int, list[int]] = {}
+    for name, pspec in spec.programs.items():
+        if pspec.core_relos:
+            label = f"{where}: program {name!r} (section {pspec.section!r})"
+            if spec.btf is None:
+                raise VmError(f"{label}: CO-RE relocations need the object's BTF, and it has none")
+            code = pspec.insns if isinstance(pspec.insns, bytes) else bytes(encode(pspec.insns))
+            code, results[name] = relocate(code, pspec.core_relos, spec.btf, target, where=label,
+                                           cache=cache)
+            pspec = dataclasses.replace(pspec, insns=code, core_relos=())  # applied
+        programs[name] = pspec
+    return ResolvedObject(programs, maps, results)
+
+
 def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
-                    kconfig: KconfigValues | None = None) -> VmCollection:
+                    kconfig: KconfigValues | None = None, verify: bool = True) -> VmCollection:
     """Create `spec`'s maps and load its programs into `vm` (see the module docstring).
 
     Raises `VmError` naming the program and the instruction for what the VM cannot do: kernel-only
     externs (`__ksym`, kfuncs), CO-RE without a target BTF, unresolvable `.kconfig` externs, map types
-    it does not emulate; `CoreRelocationError` for malformed CO-RE records.
+    it does not emulate; `CoreRelocationError` for malformed CO-RE records; `VerificationError` (its
+    report naming the object, program, instruction and source line) for a program bpfkit's verifier
+    refuses, unless `verify` is False.
     """
     where = spec.path or spec.name
     _refuse_kernel_externs(spec, where)
-    target = _target(spec, target_btf, where)
+    resolved = resolve_object(spec, target_btf=target_btf, kconfig=kconfig)
     coll = VmCollection(spec, vm)
+    coll.core_results.update(resolved.core_results)
     needed = {ref.target for p in spec.programs.values() for ref in p.references
               if ref.kind in (RefKind.MAP, RefKind.MAP_VALUE)}
-    for name, mspec in spec.maps.items():
+    for name, mspec in resolved.maps.items():
         if not _emulated(mspec.type):
             reason = f"map type {mspec.type.name} is not supported by the VM"
             users = [p.name for p in spec.programs.values()
@@ -115,15 +165,15 @@ def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.Pat
                 raise VmError(f"{where}: map {name!r} ({who} uses it): {reason}")
             coll.skipped[name] = reason
             continue
-        if name == ".kconfig":
-            mspec = dataclasses.replace(mspec, contents=((bytes(4), _kconfig(spec, mspec.value_size,
-                                                                               kconfig, where)),))
         if not mspec.name:
             mspec = dataclasses.replace(mspec, name=name)
         coll.maps[name] = vm.create_map(mspec)
-    cache: dict[int, list[int]] = {}
-    for name, pspec in spec.programs.items():
-        coll.programs[name] = _load_program(coll, name, pspec, target, cache, where)
+    try:
+        for name, pspec in resolved.programs.items():
+            coll.programs[name] = _load_program(coll, name, pspec, where, verify)
+    except BaseException:
+        coll.close()  # native code of the programs loaded so far
+        raise
     _fill_slots(coll, where)
     return coll
 
@@ -201,16 +251,10 @@ def _kconfig(spec: ObjectSpec, size: int, kconfig: KconfigValues | None, where: 
                       "NAME=VALUE)") from None
 
 
-def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, target: Spec | None,
-                  cache: dict[int, list[int]], where: str) -> VmProgram:
+def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, where: str, verify: bool) -> VmProgram:
+    """Load one program (CO-RE already applied): its maps by relocation, verified unless `verify` is
+    False; errors name the object and the program."""
     label = f"{where}: program {name!r} (section {pspec.section!r})"
-    if pspec.core_relos:
-        if coll.spec.btf is None:
-            raise VmError(f"{label}: CO-RE relocations need the object's BTF, and it has none")
-        code = pspec.insns if isinstance(pspec.insns, bytes) else bytes(encode(pspec.insns))
-        code, results = relocate(code, pspec.core_relos, coll.spec.btf, target, where=label, cache=cache)
-        coll.core_results[name] = results
-        pspec = dataclasses.replace(pspec, insns=code, core_relos=())  # applied
     relocs = []
     maps: dict[str, VmMap] = {}
     for ref in pspec.references:
@@ -222,7 +266,10 @@ def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, target: Spe
             maps[ref.target] = vm_map
             relocs.append(Relocation(ref.index, ref.target))
     try:
-        return coll.vm.load(pspec, maps=maps, relocations=relocs)
+        return coll.vm.load(pspec, maps=maps, relocations=relocs, verify=verify)
+    except VerificationError as err:  # the report names the instruction and line; add the program
+        report = err.report
+        raise VerificationError(dataclasses.replace(report, message=f"{label}: {report.message}")) from None
     except VmError as err:  # same class (VmHelperError...), now naming the object and program
         message = err.message
         if isinstance(err, VmHelperError) and message.startswith("unknown helper") and err.insn is not None:

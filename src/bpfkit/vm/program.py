@@ -77,6 +77,10 @@ class LoadedProgram:
         self.helpers: Mapping[int, HelperFn] = helpers if helpers is not None else {}
         self.cache: dict[str, object] = {}
         """Per-engine translations of this program (the fast engine keeps its compiled code here)."""
+        self.proven_safe: frozenset[int] = frozenset()
+        """Slots whose memory access the fast engine runs without a bounds check: the verifier's
+        `VerifierResult.proven_safe` for the run about to start, set by `VmProgram` (empty for a
+        program loaded unverified, so every access stays checked)."""
         self.insns: list[Instruction] = list(insns)
         if not self.insns:
             raise VmError("the program has no instructions")

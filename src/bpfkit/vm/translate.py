@@ -7,6 +7,11 @@ heads go through the dispatch. Values stay unsigned 64-bit (every result is mask
 index the address space's slot -> buffer dicts directly and fall back to `RunState.slow_load` /
 `slow_store` (context hooks, or the fault) when the dict or `struct` refuses. The instruction budget
 is counted per straight-line segment. Semantics must match `bpfkit.vm.interp` exactly.
+
+Accesses at the slots of `LoadedProgram.proven_safe` (what bpfkit's verifier proved in bounds of a plain
+region for this run, see `VerifierResult.proven_safe`) are emitted without that fallback: the same
+direct indexing, no `try`. Python keeps them memory-safe regardless (a wrong proof surfaces as an
+internal `VmError`, never as a read outside a buffer). A program loaded unverified has no such slots.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ class _Function:
         self._discover()
         self.dispatch: set[int] = {entry} | {b for b, n in self.preds.items() if n != 1}
         self.lines: list[str] = []
+        self.checked = 0
+        """Loads and stores emitted with their fallback (`slow_load`/`slow_store`: the bounds check)."""
+        self.unchecked = 0
+        """Loads and stores emitted without it (their slot is in `proven_safe`)."""
 
     def _successors(self, step: Step) -> list[int]:
         kind = step.kind
@@ -272,17 +281,29 @@ class _Function:
         fn = f"LS{size}" if signed else f"L{size}"
         addr = f"r{base} + {off}" if off else f"r{base}"
         self.emit(f"a = {addr}", d)
-        self.emit("try:", d)
         value = f"{fn}(RB[a >> {SLOT_SHIFT}], a & {OFFSET_MASK})[0]"
-        self.emit(f"{dst} = {value} & M" if signed else f"{dst} = {value}", d + 1)
+        line = f"{dst} = {value} & M" if signed else f"{dst} = {value}"
+        if pc in self.program.proven_safe:  # the verifier proved it in bounds: no fallback
+            self.unchecked += 1
+            self.emit(line, d)
+            return
+        self.checked += 1
+        self.emit("try:", d)
+        self.emit(line, d + 1)
         self.emit("except (KeyError, StructError):", d)
         self.emit(f"{dst} = S.slow_load(a, {size}, {signed}, {pc})", d + 1)
 
     def store(self, base: int, off: int, size: int, value: str, pc: int, d: int) -> None:
         addr = f"r{base} + {off}" if off else f"r{base}"
         self.emit(f"a = {addr}", d)
+        line = f"S{size}(WB[a >> {SLOT_SHIFT}], a & {OFFSET_MASK}, {value})"
+        if pc in self.program.proven_safe:
+            self.unchecked += 1
+            self.emit(line, d)
+            return
+        self.checked += 1
         self.emit("try:", d)
-        self.emit(f"S{size}(WB[a >> {SLOT_SHIFT}], a & {OFFSET_MASK}, {value})", d + 1)
+        self.emit(line, d + 1)
         self.emit("except (KeyError, StructError):", d)
         self.emit(f"S.slow_store(a, {size}, {value}, {pc})", d + 1)
 
@@ -388,19 +409,33 @@ def _callx(rt: RunState, pc: int, value: int, regs: tuple[int, ...]) -> int:
 
 
 def translate_source(program: LoadedProgram) -> str:
-    """The Python source of `program`: one function `F_<entry slot>` per subprogram."""
+    """The Python source of `program`: one function `F_<entry slot>` per subprogram (accesses at
+    `program.proven_safe` slots unchecked)."""
+    return _translate(program)[0]
+
+
+def _translate(program: LoadedProgram) -> tuple[str, int, int]:
+    """(source, loads and stores emitted with a bounds check, and without one)."""
     parts = [f"# translated from {program.name}: {program.nslots} slots, "
-             f"{len(program.functions)} function(s)"]
+             f"{len(program.functions)} function(s), {len(program.proven_safe)} accesses proven safe"]
+    checked = unchecked = 0
     for entry in program.functions:
-        parts.append("\n".join(_Function(program, entry).function()))
-    return "\n\n".join(parts) + "\n"
+        fn = _Function(program, entry)
+        parts.append("\n".join(fn.function()))
+        checked += fn.checked
+        unchecked += fn.unchecked
+    return "\n\n".join(parts) + "\n", checked, unchecked
 
 
 class Translated:
-    """The compiled functions of one program."""
+    """The compiled functions of one program: `source` is the Python, `proven_safe` the slots whose
+    accesses it runs without a bounds check, `checked` / `unchecked` how many loads and stores it emits
+    with the check and without it (atomics and LD_ABS/LD_IND always go through the run state, checked,
+    and are not counted)."""
 
     def __init__(self, program: LoadedProgram) -> None:
-        self.source = translate_source(program)
+        self.proven_safe = program.proven_safe
+        self.source, self.checked, self.unchecked = _translate(program)
         namespace: dict[str, Any] = {
             "M": U64, "W": W, "StructError": struct.error, "VmError": VmError, "TCD": TailCallDone,
             "CALLX": _callx, "SDIV": alu.sdiv, "SMOD": alu.smod, "FROM_BYTES": int.from_bytes,
@@ -418,10 +453,13 @@ class Translated:
 
 
 def translated(program: LoadedProgram) -> Translated:
-    """The translation of `program`, made once and cached on it."""
-    cached = program.cache.get("translated")
+    """The translation of `program` for its current `proven_safe` slots, made once per set of slots
+    and cached on it (a raw-memory program verified for several data sizes may have several)."""
+    versions = program.cache.setdefault("translated", {})
+    assert isinstance(versions, dict)
+    cached = versions.get(program.proven_safe)
     if cached is None:
-        cached = program.cache["translated"] = Translated(program)
+        cached = versions[program.proven_safe] = Translated(program)
     assert isinstance(cached, Translated)
     return cached
 

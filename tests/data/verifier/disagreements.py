@@ -14,18 +14,25 @@ DISAGREEMENTS: dict[str, str] = {
     "map_update_uninit_value": (
         "as uninit_stack_read, for memory passed to a helper: the privileged kernel accepts "
         "uninitialised stack bytes as the map value"),
-    "ptr_minus_ptr_mixed": (
-        "the privileged kernel lets any two pointers be subtracted (giving an unknown scalar); bpfkit "
-        "only subtracts pointers of the same type, where the difference means something"),
+    "stack_var_write_over_spill": (
+        "a store at a variable offset over part of a spilled register: the kernel still reads the "
+        "spill's other bytes (as a number); bpfkit makes them unreadable, as the store may have broken "
+        "the spill and it does not track what remains"),
+    "tp_btf_task_unchecked": (
+        "the kernel knows which tracepoint arguments may be NULL (a table in kernel/bpf/btf.c) and "
+        "trusts the others; bpfkit does not have that table and makes every pointer argument of a "
+        "tp_btf program be checked against NULL"),
+    "stack_var_read_uninit": "as uninit_stack_read, through a variable offset",
+    "stack_var_helper_mem_uninit": "as map_update_uninit_value, through a variable stack offset",
+    "bloom_peek_uninit": (
+        "the kernel types bpf_map_peek_elem's buffer as written by the helper (MEM_UNINIT) for every map "
+        "type; a bloom filter's peek reads it, so bpfkit wants the bytes written (the privileged kernel "
+        "accepts unwritten stack bytes anyway)"),
+    "snprintf_px": (
+        "the kernel accepts %pK %px %ps %pS %pB %pks %pus in bpf_snprintf formats; bpfkit's VM does not "
+        "format them (it prints %p, %pI4 %pi4 %pI6 %pi6), so bpfkit's verifier refuses them"),
+    "trace_vprintk_uninit_fmt": "as map_update_uninit_value: the format bytes were never written",
 }
 
-OBJECT_DISAGREEMENTS: dict[str, str] = {
-    "global_data.o:global_data": (
-        "calls bpf_strncmp, whose constant-string argument (a frozen .rodata map) bpfkit's verifier "
-        "does not model; it refuses helpers it has no prototype for"),
-    "iter.o:dump_task": "an iterator (BPF_PROG_TYPE_TRACING): contexts typed by kernel BTF are not modelled",
-    "ksym_kfunc.o:ksym_kfunc": "calls kfuncs (bpf_rcu_read_lock): bpfkit cannot check kernel functions",
-    "ksym_typeless.o:ksym_typeless": "loads the address of a kernel symbol (_stext)",
-    "maps_btf.o:maps_btf": "looks up an array of maps: map-in-map lookups are not modelled",
-}
+OBJECT_DISAGREEMENTS: dict[str, str] = {}
 """Programs of tests/data/obj bpfkit refuses and the kernel loads: object:program -> why."""

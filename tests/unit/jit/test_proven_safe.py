@@ -52,7 +52,9 @@ MAP_VALUE = """
     r1 = map[id:0]
     call bpf_map_lookup_elem
     if r0 == 0 goto out
-    r1 = *(u64 *)(r0 + 0)
+    *(u64 *)(r10 - 16) = r0
+    r3 = *(u64 *)(r10 - 16)
+    r1 = *(u64 *)(r3 + 0)
     r1 += 5
     *(u64 *)(r0 + 0) = r1
     *(u32 *)(r0 + 12) = 9

@@ -31,10 +31,12 @@ pytestmark = pytest.mark.skipif(jit_supported() is not None, reason=f"no JIT her
 
 def run(insns: Sequence[Instruction] | Builder, engine: str, data: bytes = b"", *, ctx: bytes | None = None,
         prog_type: ProgType | None = None, budget: int | None = 100_000) -> tuple[object, ...]:
+    """Load unverified (the opt-out: these compare the engines' run-time checks on programs that fault,
+    loop or misuse pointers on purpose; verified JIT runs are tested in test_proven_safe.py) and run."""
     program = insns.build() if isinstance(insns, Builder) else list(insns)
     vm = Vm(budget=budget, seed=3, clock=lambda: 1_000_000)
     try:
-        with vm.load(program, prog_type=prog_type) as prog:
+        with vm.load(program, prog_type=prog_type, verify=False) as prog:
             r = prog.test_run(data, ctx, engine=engine)  # type: ignore[arg-type]
     except BpfkitError as err:
         return ("error", type(err).__name__, str(err))
@@ -189,7 +191,8 @@ def test_map_values_written_natively_are_seen_from_python() -> None:
     b.st(4, R.R10, -4, 2).ld_map(R.R1, "arr").mov(R.R2, R.R10).add(R.R2, -4).call(Helper.MAP_LOOKUP_ELEM)
     b.jmp("jeq", R.R0, 0, "out").st(8, R.R0, 8, 0x55).ldx(8, R.R0, R.R0, 16)  # past the value: fault
     b.label("out").exit()
-    prog = vm.load(b.build(), maps={"arr": arr, "h": h}, relocations=b.relocations)
+    # Opt-out: the read past the value is the fault under test (the verifier would refuse it).
+    prog = vm.load(b.build(), maps={"arr": arr, "h": h}, relocations=b.relocations, verify=False)
     with pytest.raises(VmMemoryError, match="out of bounds of the map value region arr"):
         prog.test_run(engine="jit")
     assert arr.lookup((2).to_bytes(4, "little"))[8:] == (0x55).to_bytes(8, "little")
@@ -308,7 +311,7 @@ def test_unsafe_and_proven_safe_options() -> None:
     vm = Vm()
     b = Builder().mov(R.R2, R.R10).add(R.R2, -8).st(8, R.R2, 0, 5).ldx(8, R.R0, R.R2, 0)
     b.ldx(8, R.R3, R.R10, -8).add(R.R0, R.R3).exit()
-    prog = vm.load(b.build())
+    prog = vm.load(b.build(), verify=False)  # the options alone decide the checks
     runtime = runtime_for(vm.mem)
     assert prog.test_run(engine="jit").retval == 10
     compiled = program_for(prog.loaded, runtime).compiled
@@ -342,7 +345,7 @@ def test_vm_engine_jit() -> None:
 
 def test_kernel_limit_errors_are_vm_limit_errors() -> None:
     with pytest.raises(VmLimitError):
-        Vm(budget=10, engine="jit").load(Builder().label("x").ja("x").build()).test_run()
+        Vm(budget=10, engine="jit").load(Builder().label("x").ja("x").build(), verify=False).test_run()
 
 
 def test_closing_a_program_from_its_own_helper_defers_the_unmap() -> None:
@@ -353,7 +356,7 @@ def test_closing_a_program_from_its_own_helper_defers_the_unmap() -> None:
         holder[0].close()  # type: ignore[attr-defined]
         return 11
     vm.register_helper(0x7001, close_me, "close_me")
-    prog = vm.load(Builder().call(0x7001).add(R.R0, 1).exit().build())
+    prog = vm.load(Builder().call(0x7001).add(R.R0, 1).exit().build(), verify=False)  # a user helper
     holder.append(prog)
     prog.test_run(engine="jit")  # compiled once; this run closes it from inside
     jp = program_for(prog.loaded, runtime_for(vm.mem))

@@ -1,6 +1,7 @@
 """bpfkit's verifier on the programs clang compiled in tests/data/obj (C sources in tests/data/c):
-every program it can model is accepted, the others are refused with the reason, and the source line
-from .BTF.ext line info reaches the report."""
+every program it can model is accepted (CO-RE applied and kfuncs checked against the running kernel's
+BTF), the others are refused with the reason, and the source line from .BTF.ext line info reaches the
+report."""
 
 from __future__ import annotations
 
@@ -12,33 +13,44 @@ from bpfkit.errors import VerificationError
 from bpfkit.obj.load import load_object
 from bpfkit.vm.verifier import verify_program
 
+from .conftest import load_data
+
+objects = load_data("objects")
 OBJ = Path(__file__).resolve().parents[2] / "data" / "obj"
 REFUSED = {
-    "fentry.o:on_entry": "does not model TRACING programs",
-    "fentry.o:on_exit": "does not model TRACING programs",
-    "iter.o:dump_task": "does not model TRACING programs",
     "lsm.o:allow_file_open": "does not model LSM programs",
-    "global_data.o:global_data": "unknown func bpf_strncmp#182",
-    "ksym_kfunc.o:ksym_kfunc": "reference to kernel symbol",
-    "ksym_percpu.o:ksym_percpu": "reference to kernel symbol",
-    "ksym_typeless.o:ksym_typeless": "reference to kernel symbol",
+    "ksym_percpu.o:ksym_percpu": "typed kernel variables",
     "license_proprietary.o:license_proprietary": "GPL-restricted",
-    "maps_btf.o:maps_btf": "cannot pass map_type 12",
 }
+NEEDS_BTF = {"fentry.o:on_entry", "fentry.o:on_exit", "iter.o:dump_task", "ksym_kfunc.o:ksym_kfunc"}
+"""Programs whose context or kfuncs are typed by the kernel's BTF: checked against the running
+kernel's (when readable), refused without one."""
 PROGRAMS = [(path, name) for path in sorted(OBJ.glob("*.o")) for name in load_object(path).programs]
 
 
 @pytest.mark.parametrize(("path", "name"), PROGRAMS, ids=[f"{p.name}:{n}" for p, n in PROGRAMS])
 def test_object_program(path: Path, name: str) -> None:
-    obj = load_object(path)
     key = f"{path.name}:{name}"
+    btf = objects.target_btf()
+    if key in NEEDS_BTF and btf is None:
+        pytest.skip(f"{objects.VMLINUX} is not readable")
     if key not in REFUSED:
-        result = verify_program(obj.programs[name], obj.maps)
+        result = objects.verify_object_program(path, name, btf)
         assert result.processed_insns < 20_000  # pruning keeps even the loops small
         return
     with pytest.raises(VerificationError) as info:
-        verify_program(obj.programs[name], obj.maps)
+        objects.verify_object_program(path, name, btf)
     assert REFUSED[key] in info.value.report.message
+
+
+@pytest.mark.parametrize("key", sorted(NEEDS_BTF))
+def test_btf_typed_program_without_btf_is_refused(key: str) -> None:
+    file, name = key.split(":")
+    obj = load_object(OBJ / file)
+    with pytest.raises(VerificationError) as info:
+        verify_program(obj.programs[name], obj.maps)
+    assert "needs the kernel's BTF" in info.value.report.message
+    assert "btf=" in info.value.report.hint
 
 
 def test_refusal_names_the_source_line() -> None:

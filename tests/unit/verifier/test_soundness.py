@@ -33,7 +33,7 @@ JMP = ["==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&"]
 def statement(draw: st.DrawFn, base: str, label: str) -> list[str]:
     """One random statement; `base` is the register holding the memory pointer."""
     kind = draw(st.sampled_from(["mov", "alu", "alu", "load", "load", "store", "stack", "stack", "ptr",
-                                 "jump", "jump", "bound", "loop", "spill_ptr"]))
+                                 "jump", "jump", "bound", "loop", "spill_ptr", "stack_var"]))
     reg = draw(st.sampled_from(REGS))
     other = draw(st.sampled_from(REGS))
     imm = draw(st.one_of(st.integers(-4, 40), st.sampled_from([0xFF, 7, 15, 63, -1, 1 << 20])))
@@ -64,6 +64,12 @@ def statement(draw: st.DrawFn, base: str, label: str) -> list[str]:
         if store == "imm":
             return [f"*({SIZES[size]} *)(r10 {slot}) = {imm}"]
         return [f"{reg} = *({SIZES[size]} *)(r10 {slot})"]
+    if kind == "stack_var":  # a stack access at a variable offset (an index into a stack buffer)
+        mask = draw(st.sampled_from([1, 3, 7, 8, 15, 24, 31]))
+        start = -8 * draw(st.integers(1, 5))
+        access = (f"{other} = *({SIZES[size]} *)(r8 {off - 8:+d})" if draw(st.booleans()) else
+                  f"*({SIZES[size]} *)(r8 {off - 8:+d}) = {other}").replace("+-", "-")
+        return [f"r8 = {reg}", f"r8 &= {mask}", "r8 += r10", f"r8 += {start}", access]
     if kind == "spill_ptr":
         slot = -8 * draw(st.integers(1, 4))
         return [f"*(u64 *)(r10 {slot}) = {base}", f"r8 = *(u64 *)(r10 {slot})",

@@ -17,12 +17,15 @@ UNCHECKED = "r2 = *(u32 *)(r1 + 0)\nr0 = *(u8 *)(r2 + 20)\nexit"
 
 def test_refused_before_it_can_fault() -> None:
     vm = Vm()
-    prog = vm.load(assemble(UNCHECKED), prog_type=ProgType.XDP)
-    assert prog.verification is None
+    prog = vm.load(assemble(UNCHECKED), prog_type=ProgType.XDP, verify=False)  # the opt-out
+    assert prog.verification is None and not prog.verified
     with pytest.raises(VmMemoryError):  # the VM catches it only at run time, on a short packet
         prog.test_run(bytes(16))
     with pytest.raises(VerificationError) as info:
         vm.load(assemble(UNCHECKED), prog_type=ProgType.XDP, verify=True)
+    assert info.value.report.insn == 1
+    with pytest.raises(VerificationError) as info:  # verification is the default
+        vm.load(assemble(UNCHECKED), prog_type=ProgType.XDP)
     assert info.value.report.insn == 1
 
 
@@ -52,6 +55,13 @@ def test_raw_memory_size() -> None:
     vm = Vm()
     text = "r0 = *(u64 *)(r1 + 8)\nexit"
     with pytest.raises(VerificationError, match="invalid mem access 'scalar'"):
-        vm.load(assemble(text), verify=True)  # no memory promised: r1 may be 0
+        vm.load(assemble(text), verify=True, mem_size=0)  # no memory promised: r1 may be 0
+    lazy = vm.load(assemble(text))  # no size given: verified at each run for the run's data size
+    with pytest.raises(VerificationError, match="invalid mem access 'scalar'"):
+        lazy.test_run(b"")
+    with pytest.raises(VerificationError, match="mem_size=8 off=8 size=8"):
+        lazy.test_run(bytes(8))
+    assert lazy.test_run(bytes(range(16))).retval == int.from_bytes(bytes(range(8, 16)), "little")
+    assert lazy.verification is not None and lazy.verification.mem_size == 16
     prog = vm.load(assemble(text), verify=True, mem_size=16)
     assert prog.test_run(bytes(range(16))).retval == int.from_bytes(bytes(range(8, 16)), "little")

@@ -20,12 +20,13 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 def outcome(insns: Sequence[Instruction], engine: str, data: bytes = b"", ctx: bytes | None = None,
-            prog_type: ProgType | None = None, budget: int | None = 100_000
+            prog_type: ProgType | None = None, budget: int | None = 100_000, verify: bool = True
             ) -> tuple[Outcome, BpfkitError | None]:
-    """Load and run on a fresh VM; a comparable summary of the result or of the error."""
+    """Load (verified unless `verify` is False) and run on a fresh VM; a comparable summary of the
+    result or of the error."""
     vm = Vm(budget=budget, seed=1)
     try:
-        prog = vm.load(list(insns), prog_type=prog_type)
+        prog = vm.load(list(insns), prog_type=prog_type, verify=verify)
         r = prog.test_run(data, ctx, engine=engine)  # type: ignore[arg-type]
     except BpfkitError as err:
         return ("error", type(err).__name__, str(err)), err
@@ -33,12 +34,14 @@ def outcome(insns: Sequence[Instruction], engine: str, data: bytes = b"", ctx: b
 
 
 def run_both(insns: Sequence[Instruction] | Builder, data: bytes = b"", *, ctx: bytes | None = None,
-             prog_type: ProgType | None = None, budget: int | None = 100_000) -> TestRunResult:
+             prog_type: ProgType | None = None, budget: int | None = 100_000,
+             verify: bool = True) -> TestRunResult:
     """Run in the interpreter and in the fast engine; results (or errors, with their messages) must
-    be identical. Returns the result, or raises the error."""
+    be identical. Returns the result, or raises the error. `verify=False` is the opt-out for programs
+    that test what the run-time checks catch (the verifier would refuse them first)."""
     program = insns.build() if isinstance(insns, Builder) else list(insns)
-    slow, _ = outcome(program, "interp", data, ctx, prog_type, budget)
-    fast, err = outcome(program, "fast", data, ctx, prog_type, budget)
+    slow, _ = outcome(program, "interp", data, ctx, prog_type, budget, verify)
+    fast, err = outcome(program, "fast", data, ctx, prog_type, budget, verify)
     assert slow == fast, f"engines disagree:\n interp: {slow}\n fast:   {fast}"
     if err is not None:
         raise err

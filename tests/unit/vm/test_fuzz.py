@@ -39,6 +39,8 @@ def test_arbitrary_bytecode_only_raises_bpfkit_errors(code: bytes, prog_type: Pr
         return
     for engine in ENGINES:
         try:
-            Vm(budget=2000).load(insns, prog_type=prog_type).test_run(data, engine=engine)  # type: ignore[arg-type]
+            # Opt-out: wild programs exercise the run-time checks (the verifier would refuse most).
+            Vm(budget=2000).load(insns, prog_type=prog_type, verify=False).test_run(
+                data, engine=engine)  # type: ignore[arg-type]
         except BpfkitError as err:
             assert "internal error" not in str(err)

@@ -59,16 +59,19 @@ def test_xdp_context_fields_load_as_packet_pointers() -> None:
 
 
 def test_xdp_reading_past_data_end_faults() -> None:
+    # Opt-out (verify=False): unchecked packet reads on purpose: the run-time check is under test.
     b = Builder().ldx(4, R.R2, R.R1, 0).ldx(1, R.R0, R.R2, 100).exit()
     with pytest.raises(VmMemoryError, match="packet"):
-        run_both(b, bytes(60), prog_type=ProgType.XDP)
+        run_both(b, bytes(60), prog_type=ProgType.XDP, verify=False)
 
 
 def test_xdp_data_pointer_differences_and_read_only_ctx() -> None:
     b = Builder().ldx(4, R.R2, R.R1, 0).ldx(4, R.R3, R.R1, 4).mov(R.R0, R.R3).sub(R.R0, R.R2).exit()
     assert run_both(b, bytes(77), prog_type=ProgType.XDP).retval == 77
+    # Opt-out (verify=False): a ctx write is under test (the verifier refuses it first).
     with pytest.raises(VmMemoryError, match="read-only"):
-        run_both(Builder().mov(R.R0, 0).stx(4, R.R1, 0, R.R0).exit(), bytes(20), prog_type=ProgType.XDP)
+        run_both(Builder().mov(R.R0, 0).stx(4, R.R1, 0, R.R0).exit(), bytes(20), prog_type=ProgType.XDP,
+                 verify=False)
 
 
 def test_xdp_adjust_head_moves_data_into_the_headroom() -> None:
@@ -99,13 +102,15 @@ def test_tc_skb_context() -> None:
     b.st(4, R.R1, 8, 0x1234)  # mark is writable
     b.exit()
     r = run_both(b, ETH_IP_UDP, prog_type=ProgType.SCHED_CLS)
+    # Opt-out (verify=False): ctx writes and a short packet fail at run time on purpose.
     assert r.retval == (0x0008 << 32) | len(ETH_IP_UDP)
     assert struct.unpack_from("<I", r.ctx_out, 8)[0] == 0x1234
     assert struct.unpack_from("<I", r.ctx_out, 0)[0] == len(ETH_IP_UDP)
     with pytest.raises(VmMemoryError, match="read-only"):
-        run_both(Builder().st(4, R.R1, 0, 1).mov(R.R0, 0).exit(), ETH_IP_UDP, prog_type=ProgType.SCHED_CLS)
+        run_both(Builder().st(4, R.R1, 0, 1).mov(R.R0, 0).exit(), ETH_IP_UDP, prog_type=ProgType.SCHED_CLS,
+                 verify=False)
     with pytest.raises(VmError, match="Ethernet"):
-        run_both(Builder().mov(R.R0, 0).exit(), b"short", prog_type=ProgType.SCHED_CLS)
+        run_both(Builder().mov(R.R0, 0).exit(), b"short", prog_type=ProgType.SCHED_CLS, verify=False)
 
 
 def test_socket_filter_sees_the_network_header_and_ld_abs() -> None:
@@ -126,11 +131,13 @@ def test_ld_abs_out_of_range_returns_zero_from_the_program() -> None:
 
 
 def test_tracing_context_is_read_only_bytes() -> None:
+    # Opt-out (verify=False): a write to the read-only context is under test (the verifier refuses it first).
     b = Builder().ldx(8, R.R0, R.R1, 8).exit()
-    r = run_both(b, ctx=struct.pack("<QQ", 1, 0xABCDEF), prog_type=ProgType.RAW_TRACEPOINT)
+    r = run_both(b, ctx=struct.pack("<QQ", 1, 0xABCDEF), prog_type=ProgType.RAW_TRACEPOINT, verify=False)
     assert r.retval == 0xABCDEF
     with pytest.raises(VmMemoryError):
-        run_both(Builder().st(8, R.R1, 0, 1).exit(), ctx=bytes(16), prog_type=ProgType.TRACEPOINT)
+        run_both(Builder().st(8, R.R1, 0, 1).exit(), ctx=bytes(16), prog_type=ProgType.TRACEPOINT,
+                 verify=False)
 
 
 def test_program_spec_and_engines() -> None:

@@ -33,8 +33,8 @@ def _lookup(b: Builder, m: str, key: int) -> Builder:
     return b.call(Helper.MAP_LOOKUP_ELEM)
 
 
-def _run(vm: Vm, b: Builder, maps: dict[str, VmMap], engine: str) -> int:
-    prog = vm.load(b.build(), maps=maps, relocations=b.relocations)
+def _run(vm: Vm, b: Builder, maps: dict[str, VmMap], engine: str, verify: bool = True) -> int:
+    prog = vm.load(b.build(), maps=maps, relocations=b.relocations, verify=verify)
     return prog.test_run(engine=engine).retval  # type: ignore[arg-type]
 
 
@@ -64,11 +64,12 @@ def test_lookup_returns_a_pointer_into_the_value(engine: str) -> None:
 
 
 def test_map_values_are_bounds_checked(engine: str) -> None:
+    # Opt-out (verify=False): out-of-bounds map value accesses on purpose: the run-time check is under test.
     vm = Vm()
     a = vm.create_map(MapSpec(MapType.ARRAY, 4, 8, 4, name="a"))
     b = _lookup(Builder(), "a", 0).ldx(8, R.R0, R.R0, 8).exit()  # one past the value
     with pytest.raises(VmError, match="map value"):
-        _run(vm, b, {"a": a}, engine)
+        _run(vm, b, {"a": a}, engine, verify=False)
 
 
 def test_array_map_semantics() -> None:
@@ -84,16 +85,18 @@ def test_array_map_semantics() -> None:
 
 
 def test_percpu_array_uses_the_running_cpu() -> None:
+    # Opt-out (verify=False): the program skips the NULL check of the lookup (the kernel would refuse
+    # it); per-CPU semantics under test.
     vm = Vm(ncpus=3)
     p = vm.create_map(MapSpec(MapType.PERCPU_ARRAY, 4, 8, 1, name="p"))
     b = _lookup(Builder(), "p", 0).mov(R.R1, 1).atomic(8, 0, R.R0, 0, R.R1).mov(R.R0, 0).exit()
-    prog = vm.load(b.build(), maps={"p": p}, relocations=b.relocations)
+    prog = vm.load(b.build(), maps={"p": p}, relocations=b.relocations, verify=False)
     prog.test_run(cpu=0)
     prog.test_run(cpu=2)
     prog.test_run(cpu=2)
     assert [int.from_bytes(v, "little") for v in p.lookup(bytes(4))] == [1, 0, 2]
     cpu = Builder().call(Helper.GET_SMP_PROCESSOR_ID).exit()
-    assert vm.load(cpu.build()).test_run(cpu=1).retval == 1
+    assert vm.load(cpu.build(), verify=False).test_run(cpu=1).retval == 1
 
 
 def test_lru_hash_evicts_the_least_recently_used() -> None:
@@ -126,6 +129,7 @@ def test_queue_and_stack(engine: str) -> None:
 
 
 def test_ringbuf_reserve_submit_discard_output_query(engine: str) -> None:
+    # Opt-out (verify=False): discard of an unchecked reservation (NULL case) is under test.
     vm = Vm()
     rb = vm.create_map(MapSpec(MapType.RINGBUF, 0, 0, 4096, name="rb"))
     b = Builder()
@@ -138,11 +142,11 @@ def test_ringbuf_reserve_submit_discard_output_query(engine: str) -> None:
     b.mov(R.R4, 0).call(Helper.RINGBUF_OUTPUT)
     b.ld_map(R.R1, "rb").mov(R.R2, 0).call(Helper.RINGBUF_QUERY).exit()  # BPF_RB_AVAIL_DATA
     b.label("fail").mov(R.R0, 0).exit()
-    assert _run(vm, b, {"rb": rb}, engine) == (8 + 16) + (8 + 8) + (8 + 8)
+    assert _run(vm, b, {"rb": rb}, engine, verify=False) == (8 + 16) + (8 + 8) + (8 + 8)
     assert rb.drain() == [(0x1111).to_bytes(8, "little") + (0x2222).to_bytes(8, "little"),
                           (0x3333).to_bytes(8, "little")]
     big = Builder().ld_map(R.R1, "rb").mov(R.R2, 5000).mov(R.R3, 0).call(Helper.RINGBUF_RESERVE).exit()
-    assert _run(vm, big, {"rb": rb}, engine) == 0
+    assert _run(vm, big, {"rb": rb}, engine, verify=False) == 0
 
 
 def test_ringbuf_size_must_be_a_page_power_of_two() -> None:
@@ -151,11 +155,13 @@ def test_ringbuf_size_must_be_a_page_power_of_two() -> None:
 
 
 def test_perf_event_output(engine: str) -> None:
+    # Opt-out (verify=False): a raw-memory program passes r1 (memory, not a context) to
+    # bpf_perf_event_output: helper semantics under test.
     vm = Vm(ncpus=2)
     pe = vm.create_map(MapSpec(MapType.PERF_EVENT_ARRAY, 4, 4, 2, name="events"))
     b = Builder().st(4, R.R10, -4, 0xABCD).ld_map(R.R2, "events").ld_imm64(R.R3, 0xFFFFFFFF)
     b.mov(R.R4, R.R10).add(R.R4, -4).mov(R.R5, 4).call(Helper.PERF_EVENT_OUTPUT).exit()
-    prog = vm.load(b.build(), maps={"events": pe}, relocations=b.relocations)
+    prog = vm.load(b.build(), maps={"events": pe}, relocations=b.relocations, verify=False)
     assert prog.test_run(engine=engine, cpu=1).retval == 0  # type: ignore[arg-type]
     assert pe.drain() == [(1, (0xABCD).to_bytes(4, "little"))]
 

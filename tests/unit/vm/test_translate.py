@@ -3,11 +3,14 @@ programs built from the opcode table (results, errors and messages must match)."
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bpfkit.errors import VmMemoryError
 from bpfkit.isa import Builder, Instruction
 from bpfkit.isa.opcodes import OPCODES, Kind, OpSpec
+from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import Reg
 from bpfkit.vm import LoadedProgram, Vm
 from bpfkit.vm.translate import translate_source
@@ -63,8 +66,8 @@ def program(draw: st.DrawFn) -> list[Instruction]:
 def test_engines_agree_on_random_programs(insns: list[Instruction]) -> None:
     # LD_IMM64 takes two slots: slot-relative jumps built above may land inside one; both engines
     # then refuse the program identically at load time.
-    slow = outcome(insns, "interp", budget=3000)[0]
-    fast = outcome(insns, "fast", budget=3000)[0]
+    slow = outcome(insns, "interp", budget=3000, verify=False)[0]  # wild programs: the opt-out
+    fast = outcome(insns, "fast", budget=3000, verify=False)[0]
     assert slow == fast
     assert "internal error" not in str(slow)
 
@@ -93,3 +96,97 @@ def test_loops_run_through_the_dispatch() -> None:
     prog = Vm().load(b.build())
     assert prog.test_run().retval == 500500
     assert prog.test_run().instructions == 2 + 3 * 1000 + 1
+
+
+# -- verified programs: proven-safe accesses translated without their check ------------------------
+SAFE_STACK = """
+    r2 = r10
+    r2 += -16
+    r3 = 0x1122334455667788 ll
+    *(u64 *)(r2 + 0) = r3
+    *(u32 *)(r2 + 8) = 7
+    r4 = *(u8 *)(r2 + 1)
+    r5 = *(u32 *)(r2 + 8)
+    r0 = r4
+    r0 += r5
+    exit
+"""
+SAFE_PACKET = """
+    r2 = *(u32 *)(r1 + 0)
+    r3 = *(u32 *)(r1 + 4)
+    r4 = r2
+    r4 += 34
+    r0 = 1
+    if r4 > r3 goto out
+    r5 = *(u16 *)(r2 + 12)
+    r6 = *(u8 *)(r2 + 23)
+    *(u8 *)(r2 + 0) = r6
+    r0 = r5
+    r0 += r6
+out:
+    exit
+"""
+
+
+@pytest.mark.parametrize(("text", "prog_type", "data"), [
+    (SAFE_STACK, None, b""), (SAFE_PACKET, ProgType.XDP, bytes(range(60)))], ids=["stack", "packet"])
+def test_verified_programs_translate_with_fewer_checks_and_the_same_results(
+        text: str, prog_type: ProgType | None, data: bytes) -> None:
+    from bpfkit.isa import assemble
+    from bpfkit.vm.translate import translated
+
+    runs = []
+    for verify in (False, True):
+        prog = Vm().load(assemble(text), prog_type=prog_type, verify=verify)
+        r = prog.test_run(data, engine="fast")
+        code = translated(prog.loaded)
+        runs.append(((r.retval, r.data_out, r.instructions), code.checked, code.unchecked, code.source))
+    (plain, checked, unchecked, source), (safe, safe_checked, safe_unchecked, safe_source) = runs
+    assert plain == safe
+    assert unchecked == 0 and source.count("slow_") == checked > 0  # unverified: every access checked
+    assert safe_unchecked > 0 and safe_checked < checked
+    assert safe_checked + safe_unchecked == checked
+    assert safe_source.count("slow_") == safe_checked
+
+
+def test_context_accesses_stay_checked_in_a_verified_program() -> None:
+    from bpfkit.isa import assemble
+    from bpfkit.vm.translate import translated
+
+    prog = Vm().load(assemble(SAFE_PACKET), prog_type=ProgType.XDP)
+    prog.test_run(bytes(60))
+    assert prog.verification is not None
+    assert {0, 1}.isdisjoint(prog.verification.proven_safe)  # XDP ctx reads go through hooks
+    source = translated(prog.loaded).source
+    assert "S.slow_load(a, 4, False, 0)" in source and "S.slow_load(a, 4, False, 1)" in source
+
+
+R2_DEPENDENT = """
+    r3 = r2
+    r3 *= 2
+    r3 -= 32
+    r1 += r3
+    r0 = *(u8 *)(r1 + 15)
+    exit
+"""
+"""In bounds only when r2 (the data size) is 16: the offset grows twice as fast as the data."""
+
+
+@pytest.mark.parametrize("engine", ["fast", "interp", "jit"])
+def test_raw_memory_is_verified_for_each_data_size(engine: str) -> None:
+    """The verifier takes r2 as the exact data size, so a proof for 16 bytes says nothing about 17: a
+    run with another size is verified again for that size (and refused here) instead of running the
+    proof's unchecked accesses out of bounds."""
+    from bpfkit.errors import VerificationError
+    from bpfkit.isa import assemble
+
+    for mem_size in (None, 16):
+        prog = Vm().load(assemble(R2_DEPENDENT), mem_size=mem_size)
+        assert prog.test_run(bytes(range(16)), engine=engine).retval == 15  # type: ignore[arg-type]
+        assert prog.verification is not None and prog.verification.mem_size == 16
+        with pytest.raises(VerificationError, match="mem_size=17 off=17 size=1"):
+            prog.test_run(bytes(17), engine=engine)  # type: ignore[arg-type]
+        assert prog.test_run(bytes(range(16)), engine=engine).retval == 15  # type: ignore[arg-type]
+    unverified = Vm().load(assemble(R2_DEPENDENT), verify=False)
+    with pytest.raises(VmMemoryError, match="out of bounds"):
+        unverified.test_run(bytes(17), engine=engine)  # type: ignore[arg-type]

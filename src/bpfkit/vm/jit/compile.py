@@ -24,7 +24,7 @@ the caller promises that at those slots the base register always holds the real 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from bpfkit.errors import VmError
@@ -154,14 +154,26 @@ def successors(step: Step) -> list[int]:
 Imm64Resolver = Callable[[Step], int]
 """Value an LD_IMM64 loads natively (map value addresses become host addresses)."""
 
+NativeHelper = Callable[["Compiler", Step, Label], bool]
+"""Emits a helper call natively: `(compiler, call step, slow)` emits code that leaves r0 and r1-r5 as the
+VM's helper would (or jumps to `slow`, where the Python helper call is emitted) and returns True; False
+means it emitted nothing and the call goes to Python."""
+
 
 class Compiler:
     """Compiles one program. `proven_safe` lists slots whose memory access needs no check; `unsafe`
     drops every check (only for programs a verifier has accepted)."""
 
     def __init__(self, program: LoadedProgram, *, imm64: Imm64Resolver | None = None,
-                 proven_safe: Collection[int] = (), unsafe: bool = False) -> None:
+                 proven_safe: Collection[int] = (), unsafe: bool = False,
+                 natives: Mapping[int, NativeHelper] | None = None,
+                 packet_loads: Mapping[int, bool] | None = None) -> None:
         self.program = program
+        self.natives = natives or {}
+        """Helper id -> emitter of a native version of the call (`NativeHelper`)."""
+        self.packet_loads = packet_loads or {}
+        """Slot -> load of the context's packet data pointer (False) or data_end (True), answered from
+        the run block's packet window (`native_ctx.packet_pointer_loads`)."""
         self.imm64 = imm64 or (lambda step: step.value or 0)
         self.proven_safe = frozenset(proven_safe)
         self.unsafe = unsafe
@@ -375,6 +387,11 @@ class Compiler:
         elif kind is Kind.LD_IMM64:
             value = self.imm64(step)
             a.mov(REG[insn.dst], value - (1 << 64) if value >> 63 else value)
+        elif kind is Kind.LDX and step.slot in self.packet_loads:
+            self.unchecked += 1
+            a.mov(REG[insn.dst], block("pkt_data"))
+            if self.packet_loads[step.slot]:
+                a.alu(Alu.ADD, REG[insn.dst], block("pkt_len"))
         elif kind is Kind.LDX:
             self._load(step, insn.dst, insn.src, insn.off, _SIZE[op & 0x18], (op & 0xE0) == Mode.MEMSX)
         elif kind is Kind.ST:
@@ -390,7 +407,7 @@ class Compiler:
                 assert step.target is not None
                 self._bpf_call(step.slot, self.function_labels[step.target])
             else:
-                self._helper_call(step.slot)
+                self._native_or_helper_call(step)
         elif kind is Kind.CALLX:
             self._callx(step)
         else:  # pragma: no cover - every kind is handled
@@ -409,6 +426,19 @@ class Compiler:
         a.alu(Alu.ADD, Gp.RSP, 8)
         for reg in reversed(_ARG_REGS):
             a.pop(reg)
+
+    def _native_or_helper_call(self, step: Step) -> None:
+        """A helper call: native code from `natives` where it applies, else the Python helper."""
+        native = self.natives.get(step.insn.imm)
+        if native is not None:
+            slow, done = Label("native.slow"), Label("native.done")
+            if native(self, step, slow):
+                self.a.jmp(done)
+                self.a.bind(slow)
+                self._helper_call(step.slot)
+                self.a.bind(done)
+                return
+        self._helper_call(step.slot)
 
     def _helper_call(self, pc: int) -> None:
         """Call the Python helper dispatcher: (r1..r5, pc) -> r0; then honour `RunBlock.status`."""

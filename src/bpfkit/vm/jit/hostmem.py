@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bpfkit.errors import VmError
@@ -71,9 +72,15 @@ class HostMemory:
         self._live: dict[int, HostRegion] = {}
         self._retired: list[object] = []
         self._starts: list[int] = []
+        self.lo = 1
+        self.hi = 0
+        """Host addresses lo..hi (inclusive) cover every region: `fake_args` leaves values outside alone."""
         self._sorted: list[HostRegion] = []
         self._table: object = None
         self._fields: list[object] = []
+        self.resolvers: list[Callable[[int], int | None]] = []
+        """Give a host address outside every region a region (a ring buffer record native code
+        reserved) and return its fake address, or None."""
 
     # -- mapping ----------------------------------------------------------------------------------
     def host(self, region: Region) -> HostRegion:
@@ -114,6 +121,8 @@ class HostMemory:
         self._live = live
         self._sorted = sorted(live.values(), key=lambda h: h.addr)  # empty regions too: to_fake
         self._starts = [h.addr for h in self._sorted]
+        self.lo = self._starts[0] if self._starts else 1
+        self.hi = max((h.addr + h.size for h in self._sorted), default=0)
         # Hooked regions (contexts) first: their pointer-field loads go through the scan every time.
         specials = [h for h in live.values() if _special(h.region)]
         plain = [h for h in live.values() if not _special(h.region)]
@@ -211,18 +220,39 @@ class HostMemory:
         """A host address inside (or one past the end of) a region -> its fake address."""
         value &= U64
         i = bisect.bisect_right(self._starts, value) - 1
-        if i < 0:
-            return value
-        hr = self._sorted[i]
-        off = value - hr.addr
-        if off > hr.size:
-            return value
-        return hr.region.base + off
+        if i >= 0:
+            hr = self._sorted[i]
+            off = value - hr.addr
+            if off <= hr.size:
+                return hr.region.base + off
+        return self._resolve(value, value)
+
+    def fake_args(self, args: tuple[int, ...]) -> tuple[int, ...]:
+        """`to_fake` of a helper call's five u64 arguments, done quickly for values outside every
+        region (scalars, fake map pointers) when no resolver may claim them."""
+        f = self.to_fake
+        r1, r2, r3, r4, r5 = args
+        if self.resolvers:
+            return f(r1), f(r2), f(r3), f(r4), f(r5)
+        lo, hi = self.lo, self.hi
+        return (f(r1) if lo <= r1 <= hi else r1, f(r2) if lo <= r2 <= hi else r2,
+                f(r3) if lo <= r3 <= hi else r3, f(r4) if lo <= r4 <= hi else r4,
+                f(r5) if lo <= r5 <= hi else r5)
+
+    def _resolve(self, value: int, default: int) -> int:
+        for resolve in self.resolvers:
+            fake = resolve(value)
+            if fake is not None:
+                return fake
+        return default
 
     def describe(self, value: int) -> int:
         """The fake address a faulting host address most plausibly came from: relative to the region
         whose bounds it is closest to (so errors read like the interpreter's)."""
         value &= U64
+        fake = self.to_fake(value)
+        if fake != value:
+            return fake
         if not self._sorted:
             return value
         i = bisect.bisect_right(self._starts, value)

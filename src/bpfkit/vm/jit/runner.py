@@ -16,13 +16,14 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from bpfkit.errors import VmError, VmHelperError, VmLimitError, VmMemoryError
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES
 from bpfkit.vm.alu import atomic_rmw
+from bpfkit.vm.jit import native_tailcall
 from bpfkit.vm.jit.compile import (
     DATA_CALLX,
     DATA_HELPER_CB,
@@ -31,9 +32,13 @@ from bpfkit.vm.jit.compile import (
     Compiler,
     instruction_of,
 )
+from bpfkit.vm.jit.fastcalls import fast_runtime
 from bpfkit.vm.jit.hostmem import HostMemory
 from bpfkit.vm.jit.layout import CACHE_ENTRY, HelperStatus, MemKind, MemStatus, RunBlock, Status, unpack_info
+from bpfkit.vm.jit.map_values import proven_value_accesses
 from bpfkit.vm.jit.native import CodeBuffer
+from bpfkit.vm.jit.native_ctx import packet_pointer_loads, plain_ctx_loads
+from bpfkit.vm.jit.natives import native_helpers
 from bpfkit.vm.memory import SLOT_SHIFT, STACK_SLOT0, AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step, code_address
 from bpfkit.vm.runtime import U64, ProgramExit, RunState, TailCallDone, run_guarded
@@ -75,12 +80,17 @@ class JitProgram:
     """A program compiled to native code for one VM. Close it (or drop it) to unmap the code."""
 
     def __init__(self, loaded: LoadedProgram, runtime: JitRuntime, *,
-                 proven_safe: Collection[int] = (), unsafe: bool = False) -> None:
+                 proven_safe: Collection[int] = (), unsafe: bool = False,
+                 options: JitOptions | None = None, packet_loads: Mapping[int, bool] | None = None) -> None:
         self.loaded = loaded
         self.runtime = runtime
         self.unsafe = unsafe
         self._keep: list[object] = []
-        compiled = Compiler(loaded, imm64=self._imm64, proven_safe=proven_safe, unsafe=unsafe).compile()
+        natives = native_helpers(loaded, runtime, options or JitOptions(), self._keep)
+        if not unsafe:  # accesses inside map values the JIT proves itself (`map_values`)
+            proven_safe = frozenset(proven_safe) | proven_value_accesses(loaded, runtime.host.mem)
+        compiled = Compiler(loaded, imm64=self._imm64, proven_safe=proven_safe, unsafe=unsafe,
+                            natives=natives, packet_loads=packet_loads).compile()
         self.compiled: CompiledCode = compiled
         self.buffer = CodeBuffer(compiled.code, compiled.data_size)
         self._helper_cb = _HELPER_CB(self._on_helper)
@@ -126,6 +136,15 @@ class JitProgram:
         if self._running:
             self._close_pending = True
         else:
+            self.buffer.close()
+
+    def hold(self) -> None:
+        """Keep the code mapped until `release` (native code may jump into it: tail calls)."""
+        self._running += 1
+
+    def release(self) -> None:
+        self._running -= 1
+        if self._close_pending and not self._running:
             self.buffer.close()
 
     def __enter__(self) -> JitProgram:
@@ -175,10 +194,17 @@ class JitProgram:
 
 @dataclass(frozen=True, slots=True)
 class JitOptions:
-    """How a program is compiled: `proven_safe` slots skip their bounds check; `unsafe` skips all."""
+    """How a program is compiled: `proven_safe` slots skip their bounds check; `unsafe` skips all.
+    `ctx_loads` (`VerifierResult.ctx_loads`) are context loads that run unchecked where they read plain
+    context bytes of the run (`native_ctx`); `verified` says the verifier accepted the program, so
+    helpers whose pointer arguments it proved (ring buffer records) may run natively;
+    `native_helpers=False` sends every helper call through the Python trampoline."""
 
     proven_safe: frozenset[int] = frozenset()
     unsafe: bool = False
+    ctx_loads: frozenset[int] = frozenset()
+    verified: bool = False
+    native_helpers: bool = True
 
 
 def set_options(loaded: LoadedProgram, options: JitOptions) -> None:
@@ -187,16 +213,26 @@ def set_options(loaded: LoadedProgram, options: JitOptions) -> None:
     loaded.cache["jit_options"] = options
 
 
-def program_for(loaded: LoadedProgram, runtime: JitRuntime) -> JitProgram:
-    """The JIT compilation of `loaded` for `runtime`'s VM (compiled once, cached on the program)."""
-    cache: dict[int, JitProgram] = loaded.cache.setdefault("jit", {})  # type: ignore[assignment]
-    jp = cache.get(id(runtime))
+def program_for(loaded: LoadedProgram, runtime: JitRuntime, rt: RunState | None = None) -> JitProgram:
+    """The JIT compilation of `loaded` for `runtime`'s VM (compiled once, cached on the program).
+    With `rt`, the variant for that run's context (which verified context loads run unchecked);
+    without, the variant used last."""
+    cache: dict[object, JitProgram] = loaded.cache.setdefault("jit", {})  # type: ignore[assignment]
+    options = loaded.cache.get("jit_options")
+    if not isinstance(options, JitOptions):
+        options = JitOptions()
+    if rt is None:
+        last = cache.get(id(runtime))
+        if last is not None and not last.closed and last.runtime is runtime:
+            return last
+    ctx = plain_ctx_loads(loaded, options.ctx_loads, rt)
+    packet = packet_pointer_loads(loaded, options.ctx_loads, rt)
+    key = (id(runtime), ctx, frozenset(packet.items()))
+    jp = cache.get(key)
     if jp is None or jp.closed or jp.runtime is not runtime:
-        options = loaded.cache.get("jit_options")
-        if not isinstance(options, JitOptions):
-            options = JitOptions()
-        jp = cache[id(runtime)] = JitProgram(loaded, runtime, proven_safe=options.proven_safe,
-                                             unsafe=options.unsafe)
+        jp = cache[key] = JitProgram(loaded, runtime, proven_safe=options.proven_safe | ctx,
+                                     unsafe=options.unsafe, options=options, packet_loads=packet)
+    cache[id(runtime)] = jp
     return jp
 
 
@@ -224,11 +260,17 @@ class JitRun:
         self.block = RunBlock()
         self.block.budget = rt.budget & U64
         self.pending: BaseException | None = None
+        self.linked: list[JitProgram] = []
+        """Programs native code enters directly (tail calls): their caches are refreshed with resyncs."""
+        self.faulted: LoadedProgram | None = None
+        """The program a failed native entry left from, when not the one it was made into."""
 
     # -- native code calls these ------------------------------------------------------------------
     def helper(self, jp: JitProgram, pc: int, args: tuple[int, ...]) -> int:
+        """A helper call from native code (r1..r5 in `args`, host addresses); returns r0 for native
+        code. The hot path of every helper that runs in Python: the cheap checks are inlined."""
         block, rt, host = self.block, self.rt, self.host
-        block.status = HelperStatus.OK
+        block.status = 0  # HelperStatus.OK
         program = jp.loaded
         step = program.steps[pc] if 0 <= pc < program.nslots else None
         if step is None:
@@ -249,21 +291,26 @@ class JitRun:
                 if helper is None:
                     raise VmHelperError(f"unknown helper function {step.insn.imm}")
                 fn = helper
-            result = fn(rt, host.to_fake(args[0]), host.to_fake(args[1]), host.to_fake(args[2]),
-                        host.to_fake(args[3]), host.to_fake(args[4]))
+            result = fn(rt, *host.fake_args(args))
         except VmError as err:
             raise _with_pc(err, program, pc) from None
         finally:
             rt.program = caller
             block.depth = depth
             block.tail = rt.tail_calls
-        if isinstance(result, TailCallDone):
+        if type(result) is int:  # the common case: a scalar, or a fake address to translate
+            value = result & U64
+            if (value >> SLOT_SHIFT) in host.mem.regions:
+                value = host.to_real(value)
+        elif isinstance(result, TailCallDone):
             block.status = HelperStatus.TAIL_CALL_DONE
             value = result.value
         else:
             value = host.to_real(int(result) & U64)
-        self.resync()
-        jp.refresh()
+        if host.mem.version != host.version:
+            self.resync()
+        if jp.epoch != host.epoch:
+            jp.refresh()
         return value
 
     def memory(self, jp: JitProgram, info: int, addr: int) -> int:
@@ -302,7 +349,9 @@ class JitRun:
 
     def resync(self) -> None:
         """Rebuild the region table if a helper or hook changed the mapping."""
-        self.host.sync(self.block, self.rt.packet)
+        if self.host.sync(self.block, self.rt.packet):
+            for jp in self.linked:
+                jp.refresh()
 
     # -- entering native code ---------------------------------------------------------------------
     def call(self, jp: JitProgram, entry: int, args: tuple[int, ...], *, repeat: int = 1,
@@ -318,7 +367,13 @@ class JitRun:
         block.repeat = repeat
         block.nested = 1 if nested else 0
         block.status = HelperStatus.OK
-        return jp.enter(self)
+        outer = native_tailcall.swap_current(self.runtime, 0)
+        try:
+            status = jp.enter(self)
+            self.faulted = native_tailcall.current_program(self.runtime) if status else None
+        finally:
+            native_tailcall.swap_current(self.runtime, outer)
+        return status
 
     def take_pending(self) -> BaseException:
         exc, self.pending = self.pending, None
@@ -329,6 +384,7 @@ class JitRun:
     def error(self, status: Status, program: LoadedProgram) -> BaseException:
         """The exception for a non-OK status of a native entry into `program`."""
         block = self.block
+        program = self.faulted or program  # a fault in a program entered by a native tail call
         pc = int(block.err_pc)
         insn = instruction_of(program, pc)
         if status is Status.PENDING:
@@ -364,7 +420,7 @@ class JitEngine:
             raise VmError("the JIT engine was called outside a native run of this VM")
         if rt.depth + 1 >= MAX_CALL_FRAMES:
             raise VmLimitError(f"call depth exceeds {MAX_CALL_FRAMES} frames (MAX_CALL_FRAMES)")
-        jp = program_for(program, self.runtime)
+        jp = program_for(program, self.runtime, rt)
         block = run.block
         saved = (block.target, tuple(block.args), block.repeat, block.nested, block.depth, block.status)
         depth = rt.depth
@@ -387,18 +443,27 @@ def run_native(rt: RunState, loaded: LoadedProgram, args: tuple[int, ...], repea
     the last run and leave the instruction count of the last run in `rt.n`. Raises BpfkitErrors."""
     runtime = runtime_for(rt.mem)
     with runtime.lock:
-        jp = program_for(loaded, runtime)
+        jp = program_for(loaded, runtime, rt)
         run = JitRun(runtime, rt)
         runs = _runs()
         runs.append(run)
         runtime.host.active += 1
+        token: native_tailcall.RunToken | None = None
+        fast = fast_runtime(runtime)
+        outer = fast.prepare(rt)  # cpu, PRNG and clock of the native helpers (saving a nested run's)
+
         def native() -> int:
+            nonlocal token
             run.host.sync(run.block, rt.packet, force=True)
+            token = native_tailcall.begin_run(run)
             return _repeat(run, jp, args, repeat)
 
         try:
             return run_guarded(native)
         finally:
+            fast.restore(outer)
+            if token is not None:
+                native_tailcall.end_run(token)
             runs.pop()
             runtime.host.active -= 1
             runtime.host.release()

@@ -6,8 +6,10 @@
 `verify` raises `bpfkit.errors.VerificationError` whose `report` (`Report`) names the instruction,
 source line, path, registers and what to change. The checks follow kernel/bpf/verifier.c: structure
 (`cfg`), abstract interpretation of every path with tnums and ranges (`tnum`, `ranges`, `arith`,
-`refine`, `state`, `memory`, `calls`, `check`) and state pruning (`prune`, `liveness`). bpfkit may refuse
-a program the kernel accepts (it knows less), never the reverse. Pure: no kernel is needed.
+`refine`, `state`, `memory`, `calls`, `check`) and state pruning (`prune`, `liveness`). Kernel functions,
+kernel objects and BTF-typed contexts (`kfuncs`, `btfmem`) are checked against the target kernel's BTF,
+passed in as a value (`verify(btf=...)`). bpfkit may refuse a program the kernel accepts (it knows
+less), never the reverse. Pure: no kernel is needed.
 """
 
 from bpfkit.vm.verifier.api import GPL_COMPATIBLE, VerifierResult, verify, verify_program

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bpfkit.uapi.insn import AluOp, InsnClass, Source
+from bpfkit.uapi.insn import AluOp, InsnClass
 from bpfkit.vm.verifier import arith
-from bpfkit.vm.verifier.cfg import Op
+from bpfkit.vm.verifier.cfg import Op, alu_op, is_x
 from bpfkit.vm.verifier.env import MAX_VAR_OFF, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.ranges import S64_MIN, s64, sext, sext32, unknown, zext32
@@ -99,15 +99,18 @@ def _ptr_arith(env: Env, aop: AluOp, ptr: Reg, off_reg: Reg, regno: int, ptr_is_
 
 
 def _ptr_ptr(aop: AluOp, dst: Reg, src: Reg, regno: int) -> Reg:
-    if aop is AluOp.SUB and dst.type is src.type and not dst.maybe_null and not src.maybe_null:
+    """Two pointers: only `-=` is allowed, and gives an unknown number (adjust_reg_min_max_vals lets
+    a privileged load, env->allow_ptr_leaks, subtract any two pointers: pkt_end - pkt is the packet
+    length). bpfkit refuses pointers that may still be NULL: check them first."""
+    if aop is AluOp.SUB and not dst.maybe_null and not src.maybe_null:
         return scalar()
     raise Refusal(-1, f"R{regno} pointer {_OP_NAMES.get(aop, aop.name)} pointer prohibited",
-                  "only two pointers of the same type may be subtracted (giving a number)")
+                  "only the difference of two pointers (checked against NULL) is allowed, giving a number")
 
 
 def _mov(env: Env, st: State, op: Op, alu32: bool) -> Reg:
     insn = op.insn
-    if insn.source is Source.K:
+    if not is_x(insn):
         return const(insn.imm & 0xFFFFFFFF if alu32 else insn.imm)
     src = read_reg(st, insn.src)
     if insn.off:  # MOVSX
@@ -142,7 +145,7 @@ def check_alu(env: Env, st: State, op: Op) -> int | None:
     register of a scalar added to a pointer (its exact range now matters: see `precision`)."""
     insn = op.insn
     alu32 = insn.cls is InsnClass.ALU
-    aop = insn.alu_op
+    aop = alu_op(insn)
     regno = insn.dst
     if aop is AluOp.MOV:
         check_writable(regno)
@@ -156,7 +159,7 @@ def check_alu(env: Env, st: State, op: Op) -> int | None:
                           "byte swaps and negation apply to numbers, not pointers")
         st.regs[regno] = scalar(unknown(aop is AluOp.NEG and alu32))
         return None
-    if insn.source is Source.X:
+    if is_x(insn):
         src = read_reg(st, insn.src)
     else:
         imm = insn.imm & 0xFFFFFFFF if alu32 else insn.imm
@@ -177,7 +180,7 @@ def check_alu(env: Env, st: State, op: Op) -> int | None:
             st.regs[regno] = _ptr_ptr(aop, dst, src, regno)
         elif dst.is_pointer:
             st.regs[regno] = _ptr_arith(env, aop, dst, src, regno, True)
-            return insn.src if insn.source is Source.X else None
+            return insn.src if is_x(insn) else None
         else:
             st.regs[regno] = _ptr_arith(env, aop, src, dst, regno, False)
             return regno

@@ -6,13 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bpfkit.btf.spec import Spec
 from bpfkit.errors import AsmError, VerificationError
 from bpfkit.isa.builder import Relocation
 from bpfkit.isa.codec import decode
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import Kind
 from bpfkit.obj.spec import ProgramSpec, RefKind
-from bpfkit.uapi.enums import AttachType, MapType, ProgType
+from bpfkit.uapi.enums import AttachType, ProgType
 from bpfkit.uapi.insn import PseudoSrc
 from bpfkit.vm.verifier.cfg import Program, check_stack_depth, check_structure
 from bpfkit.vm.verifier.check import Explorer
@@ -21,7 +22,7 @@ from bpfkit.vm.verifier.env import COMPLEXITY_LIMIT_INSNS, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.liveness import live_in
 from bpfkit.vm.verifier.report import LineInfo, Log, build_report
-from bpfkit.vm.verifier.state import MapInfo
+from bpfkit.vm.verifier.state import MapInfo, map_info
 
 MapsArg = Mapping[str, Any] | Mapping[int, Any] | Sequence[Any] | None
 """Maps as `verify` takes them: by name (with `relocations`), by fd (the low 32 bits of a
@@ -63,14 +64,16 @@ class VerifierResult:
     before entering native code). Slots never reached are not listed."""
     mem_size: int = 0
     """The raw-memory size the program was verified for (`verify(mem_size=...)`)."""
+    ctx_loads: frozenset[int] = frozenset()
+    """Slots of loads that every verified path made from the context through the unmodified context
+    pointer, at the instruction's offset and size (a field the program type may read). The JIT runs
+    those that read plain bytes of the VM's context without a check (`bpfkit.vm.jit.native_ctx`)."""
 
 
 def _map_info(obj: Any, where: str) -> MapInfo:
-    spec = getattr(obj, "spec", obj)
     try:
-        return MapInfo(str(getattr(spec, "name", "") or where), MapType(spec.type), int(spec.key_size),
-                       int(spec.value_size), int(spec.max_entries), int(getattr(spec, "flags", 0)))
-    except (AttributeError, TypeError, ValueError):
+        return map_info(obj, where)
+    except ValueError:
         raise Refusal(-1, f"{where}: {obj!r} is not a map description",
                       "pass MapSpec objects (or VmMaps) in `maps`") from None
 
@@ -110,8 +113,15 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
            prog_type: ProgType | None = None, maps: MapsArg = None,
            relocations: Sequence[Relocation] = (), expected_attach_type: AttachType | None = None,
            mem_size: int = 0, license: str = "GPL", line_info: LineInfo | None = None,
-           log_level: int = 0, limit: int = COMPLEXITY_LIMIT_INSNS, jit: bool = True) -> VerifierResult:
+           log_level: int = 0, limit: int = COMPLEXITY_LIMIT_INSNS, jit: bool = True,
+           btf: Spec | None = None, attach_to: str = "", kernel_refs: Mapping[int, str] | None = None,
+           ) -> VerifierResult:
     """Verify `program` as the kernel would load it as `prog_type`; raise `VerificationError` if not.
+
+    `btf` is the target kernel's BTF (a `bpfkit.btf.Spec`): kfunc prototypes, BTF-typed contexts
+    (TRACING programs: iterators, fentry/fexit, whose target `attach_to` names) and kernel objects come
+    from it. `kernel_refs` (slot -> symbol) names the kfunc calls and `__ksym` loads a loader has not
+    patched yet (`verify_program` fills it from the object's references).
 
     `prog_type` None is the VM's raw-memory mode: r1 points to `mem_size` bytes (r1 is 0 when
     `mem_size` is 0) and r2 holds `mem_size`. `line_info` (slot -> (file, line, text)) puts source
@@ -138,7 +148,7 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
         prog = Program.layout(program)
         check_structure(prog)
         env = Env(prog, prog_type, expected_attach_type, _resolve_maps(prog, maps, relocations),
-                  mem_size, limit, jit)
+                  mem_size, limit, jit, btf, dict(kernel_refs or {}), attach_to)
         env.live = live_in(prog)
         explorer = Explorer(env, gpl=license in GPL_COMPATIBLE, log=log.insn if log else None)
         if log is not None:
@@ -157,30 +167,31 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
     return VerifierResult(env.processed, env.states, env.peak_states, env.pruned, max_stack,
                           dict(env.stack_depth), tuple(prog.subprogs), log.text() if log else "",
                           frozenset(slot for slot, safe in env.access_safe.items() if safe),
-                          mem_size if prog_type is None else 0)
+                          mem_size if prog_type is None else 0,
+                          frozenset(slot for slot, ctx in env.ctx_load.items() if ctx))
 
 
 def verify_program(spec: ProgramSpec, maps: Mapping[str, Any], *, log_level: int = 0,
-                   limit: int = COMPLEXITY_LIMIT_INSNS, mem_size: int = 0) -> VerifierResult:
+                   limit: int = COMPLEXITY_LIMIT_INSNS, mem_size: int = 0,
+                   btf: Spec | None = None) -> VerifierResult:
     """Verify a `ProgramSpec` from an object (`bpfkit.obj.load_object`) with the object's maps
     (name -> `MapSpec`): its map references, license, attach type and source lines are used.
 
-    CO-RE relocations are not applied (field offsets are checked as compiled); references to kernel
-    symbols and kfuncs are refused (bpfkit cannot check them without the kernel).
+    CO-RE relocations are not applied (field offsets are checked as compiled). kfunc calls and
+    `__ksym` loads are checked against `btf`, the target kernel's BTF (refused without it).
     """
     relocations = []
+    kernel_refs: dict[int, str] = {}
     for ref in spec.references:
         if ref.kind in (RefKind.MAP, RefKind.MAP_VALUE):
             relocations.append(Relocation(ref.index, ref.target))
         else:
-            report = build_report(Program([]), ref.index, f"reference to kernel symbol {ref.target!r}",
-                                  "bpfkit's verifier cannot check __ksym and kfunc references: load "
-                                  "the program in the kernel", None, None)
-            raise VerificationError(report)
+            kernel_refs[ref.index] = ref.target
     lines = {rec.index: (rec.file, rec.line, rec.text) for rec in spec.lines}
     return verify(spec.insns, prog_type=spec.type, maps=maps, relocations=relocations,
                   expected_attach_type=spec.expected_attach_type, license=spec.license,
-                  line_info=lines, log_level=log_level, limit=limit, mem_size=mem_size)
+                  line_info=lines, log_level=log_level, limit=limit, mem_size=mem_size, btf=btf,
+                  attach_to=spec.attach_to or "", kernel_refs=kernel_refs)
 
 
 def _refused(prog: Program | None, ref: Refusal, st: Any, line_info: LineInfo | None,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bpfkit.uapi.insn import InsnClass, JmpOp, Source
+from bpfkit.uapi.insn import InsnClass, JmpOp
 from bpfkit.vm.verifier.alu import read_reg
-from bpfkit.vm.verifier.cfg import Op
+from bpfkit.vm.verifier.cfg import Op, is_x, jmp_op
 from bpfkit.vm.verifier.env import MAX_PACKET_OFF
 from bpfkit.vm.verifier.ranges import Bounds
 from bpfkit.vm.verifier.refine import NEGATE, branch_taken, refine
-from bpfkit.vm.verifier.state import Reg, RegType, State, const
+from bpfkit.vm.verifier.state import Reg, RegType, State, const, pointer
 
 NOT_NULL_TYPES = frozenset({RegType.MAP_VALUE, RegType.MEM})
 """Pointers that are never NULL unless marked maybe-null (reg_not_null)."""
@@ -48,6 +48,9 @@ def _null_check(st: State, reg: Reg, is_null: bool) -> None:
             return r
         if is_null:
             return const(0)
+        if r.type is RegType.MAP_VALUE and r.map is not None and r.map.inner is not None:
+            # A lookup in a map of maps gives one of the inner maps (mark_ptr_or_null_reg).
+            return pointer(RegType.MAP_PTR, map=r.map.inner)
         return replace(r, maybe_null=False, id=0 if not r.ref_obj_id else r.id)
 
     st.map_regs(update)
@@ -104,10 +107,10 @@ def check_cond_jump(st: State, op: Op) -> tuple[State | None, State | None, list
     """(state if taken, state if not taken, registers whose values decided it); None for a side no
     execution can reach. The caller's `st` is reused for one of them."""
     insn = op.insn
-    jop = insn.jmp_op
+    jop = jmp_op(insn)
     is32 = insn.cls is InsnClass.JMP32
     dst = read_reg(st, insn.dst)
-    if insn.source is Source.X:
+    if is_x(insn):
         src = read_reg(st, insn.src)
         src_regno: int | None = insn.src
     else:
@@ -121,7 +124,7 @@ def check_cond_jump(st: State, op: Op) -> tuple[State | None, State | None, list
         return taken_st, fall_st, used
     # A pointer that may be NULL, compared with 0.
     zero = src.is_scalar and src.b.is_const and src.b.value == 0
-    if (dst.maybe_null and zero and insn.source is Source.K and not is32
+    if (dst.maybe_null and zero and not is_x(insn) and not is32
             and jop in (JmpOp.JEQ, JmpOp.JNE)):
         other = st.copy()
         null_side, valid_side = (st, other) if jop is JmpOp.JEQ else (other, st)

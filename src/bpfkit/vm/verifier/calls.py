@@ -1,15 +1,18 @@
-"""Calls and exits: helper calls checked against their prototypes, bpf-to-bpf calls, callbacks
-(bpf_loop), acquired references (ring buffer reservations), and the return value at program exit
-(the kernel's check_helper_call, check_func_call, prepare_func_exit, check_return_code)."""
+"""Calls and exits: helper calls checked against their prototypes (constant strings and
+bpf_snprintf formats included), bpf-to-bpf calls, callbacks (bpf_loop, bpf_for_each_map_elem),
+acquired references (ring buffer reservations), RCU read sections at exit, and the return value at
+program exit (the kernel's check_helper_call, check_func_call, prepare_func_exit, check_return_code).
+kfunc calls are in `kfuncs`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpfkit.uapi.enums import AttachType, Helper, ProgType
+from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
 from bpfkit.uapi.insn import MAX_CALL_FRAMES
 from bpfkit.vm.verifier import memory
 from bpfkit.vm.verifier.alu import read_reg
+from bpfkit.vm.verifier.btfmem import UNTRUSTED
 from bpfkit.vm.verifier.cfg import Op
 from bpfkit.vm.verifier.env import MAX_VAR_SIZE, Env
 from bpfkit.vm.verifier.errors import Refusal
@@ -38,6 +41,10 @@ class CallMeta:
     alloc_size: int = 0
     callback: int | None = None
     released: int = 0
+    null_mem: bool = False
+    """The memory argument was NULL (allowed with a size of 0)."""
+    const_str: bytes = b""
+    """The constant string argument (without its NUL)."""
 
 
 def _helper_name(helper_id: int) -> str:
@@ -56,9 +63,11 @@ def _lookup_proto(env: Env, helper_id: int) -> Proto:
                       "load the program in the kernel to verify it there")
     if env.prog_type is None:
         return proto  # raw-memory programs may call any helper bpfkit knows
-    if env.prog_type not in proto.types:
+    if env.prog_type not in proto.types or (
+            proto.iter_only and env.expected_attach_type != AttachType.TRACE_ITER):
         raise Refusal(-1, f"program of this type cannot use helper {name}",
-                      f"{proto.name} is not available to {env.prog_type.name} programs")
+                      f"{proto.name} is not available to {env.prog_type.name} programs"
+                      + (" (iterators only)" if proto.iter_only else ""))
     return proto
 
 
@@ -81,7 +90,7 @@ def _check_size(env: Env, st: State, regno: int, reg: Reg, arg: Arg, meta: CallM
         raise Refusal(-1, f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'",
                       f"bound the size passed to {proto.name} from above")
     memory.helper_mem(env, st, meta.mem_regno, b.umax, write=write,
-                      arg=f"{proto.name} argument {meta.mem_regno}")
+                      arg=f"{proto.name} argument {meta.mem_regno}", zero_ok=arg is Arg.CONST_SIZE_OR_ZERO)
 
 
 def _check_ctx_arg(regno: int, reg: Reg, proto: Proto) -> None:
@@ -114,11 +123,21 @@ def _check_arg(env: Env, st: State, regno: int, arg: Arg, proto: Proto, meta: Ca
         size = meta.map.key_size if arg is Arg.MAP_KEY else meta.map.value_size
         if arg is Arg.MAP_KEY and size == 0:
             return
-        memory.helper_mem(env, st, regno, size, write=arg is Arg.UNINIT_MAP_VALUE, arg=what)
+        # bpf_map_peek_elem on a bloom filter reads the value it tests (bpf_map_peek_elem is
+        # ARG_PTR_TO_MAP_VALUE | MEM_UNINIT in the kernel, which then accepts unwritten bytes only
+        # because privileged loads may read them).
+        write = arg is Arg.UNINIT_MAP_VALUE and meta.map.type is not MapType.BLOOM_FILTER
+        memory.helper_mem(env, st, regno, size, write=write, arg=what)
         return
-    if arg in (Arg.MEM, Arg.UNINIT_MEM):
+    if (arg in (Arg.MEM_OR_NULL, Arg.UNINIT_MEM_OR_NULL) and reg.is_scalar and reg.b.is_const
+            and reg.b.value == 0):
+        meta.mem_regno = regno
+        meta.null_mem = True
+        return
+    if arg in (Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL, Arg.UNINIT_MEM_OR_NULL):
         if reg.maybe_null or not (reg.is_pointer and reg.type not in (RegType.MAP_PTR, RegType.CTX,
-                                                                       RegType.PACKET_END, RegType.FUNC)):
+                                                                       RegType.PACKET_END, RegType.FUNC,
+                                                                       RegType.BTF_ID)):
             hint = memory.null_hint(regno, reg) if reg.maybe_null else \
                 f"{what} must point to memory: the stack, a map value, packet data or a reservation"
             raise _arg_type_error(regno, reg, "fp, pkt, pkt_meta, map_value, mem", hint)
@@ -126,7 +145,7 @@ def _check_arg(env: Env, st: State, regno: int, arg: Arg, proto: Proto, meta: Ca
         return
     if arg in (Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO):
         prev = proto.args[regno - 2]
-        _check_size(env, st, regno, reg, arg, meta, prev is Arg.UNINIT_MEM, proto)
+        _check_size(env, st, regno, reg, arg, meta, prev in (Arg.UNINIT_MEM, Arg.UNINIT_MEM_OR_NULL), proto)
         return
     if arg is Arg.CTX:
         _check_ctx_arg(regno, reg, proto)
@@ -163,7 +182,146 @@ def _check_arg(env: Env, st: State, regno: int, arg: Arg, proto: Proto, meta: Ca
         if reg.type is RegType.STACK:
             memory.stack_offset(regno, reg, 0, 1)
         return
+    if arg is Arg.SPIN_LOCK:
+        if reg.type is not RegType.MAP_VALUE or reg.maybe_null:
+            hint = memory.null_hint(regno, reg) if reg.maybe_null else \
+                f"{what} must point to the struct bpf_spin_lock in a map value"
+            raise _arg_type_error(regno, reg, "map_value", hint)
+        assert reg.map is not None
+        raise Refusal(-1, f"map '{reg.map.name}' has to have BTF in order to use {proto.name}",
+                      "the lock's place in the value comes from the map's BTF, which bpfkit's verifier "
+                      "does not have: load the program in the kernel to verify it there")
+    if arg is Arg.CONST_STR:
+        meta.const_str = _check_const_str(regno, reg, proto)
+        return
+    if arg is Arg.BTF_SEQ_FILE:
+        if reg.type is not RegType.BTF_ID or reg.maybe_null:
+            hint = memory.null_hint(regno, reg) if reg.maybe_null else \
+                f"{what} must be the iterator's seq_file (ctx->meta->seq)"
+            raise _arg_type_error(regno, reg, "ptr_", hint)
+        if reg.trust == UNTRUSTED:
+            raise _arg_type_error(regno, reg, "ptr_, trusted_ptr_, rcu_ptr_",
+                                  f"{what}: a pointer read out of a kernel object is not trusted; pass "
+                                  f"ctx->meta->seq")
+        if reg.btf_name != "seq_file" or reg.off or not (reg.b.is_const and reg.b.value == 0):
+            raise Refusal(-1, f"R{regno} is of type {reg.btf_name} but seq_file is expected",
+                          f"{what} must be the iterator's seq_file (ctx->meta->seq), unmodified")
+        return
     raise AssertionError(arg)
+
+
+def _check_const_str(regno: int, reg: Reg, proto: Proto) -> bytes:
+    """A constant string: a pointer at a constant offset into a frozen read-only array map whose
+    value has a NUL from there on (check_reg_const_str)."""
+    if reg.type is not RegType.MAP_VALUE or reg.maybe_null:
+        raise _arg_type_error(regno, reg, "map_value",
+                              f"{proto.name} takes a string constant (a literal in .rodata) here")
+    info = reg.map
+    assert info is not None
+    if not info.constant:
+        raise Refusal(-1, f"R{regno} does not point to a readonly map'",
+                      f"{proto.name}: the string must live in a frozen map read-only to programs "
+                      f"(BPF_F_RDONLY_PROG, frozen: .rodata)")
+    if not reg.b.is_const:
+        raise Refusal(-1, f"R{regno} is not a constant address'",
+                      f"{proto.name}: point at the string with a constant offset")
+    if info.type is not MapType.ARRAY:
+        raise Refusal(-1, "no direct value access support for this map type",
+                      f"{proto.name}: constant strings live in array maps")
+    memory.check_region(regno, reg, 0, info.value_size - reg.off, info.value_size, "map value")
+    start = reg.off + reg.b.value
+    value = info.value0.ljust(info.value_size, b"\0")
+    end = value.find(b"\0", start)
+    if end < 0:
+        raise Refusal(-1, "string is not zero-terminated",
+                      f"{proto.name}: the map value has no NUL byte after offset {start}")
+    return value[start:end]
+
+
+MAX_BPRINTF_VARARGS = 12
+_SPACE = frozenset(b" \t\n\v\f\r")
+_PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_INT_CONV = frozenset(b"diuxX")
+
+
+def _ends_word(c: int) -> bool:
+    """The character after %s or a plain %p: NUL, space or punctuation (bpf_bprintf_prepare)."""
+    return c == 0 or c in _SPACE or c in _PUNCT
+
+
+def printf_args(fmt: bytes) -> int | None:
+    """How many u64 arguments a bpf_snprintf format uses, or None where the kernel refuses it.
+
+    The grammar of the kernel's bpf_bprintf_prepare (kernel/bpf/helpers.c): printable ASCII or space;
+    %% ; %[0+- ]*[1-9][0-9]* then c, s (followed by NUL, space or punctuation), [l[l]]{d,i,u,x,X},
+    p (plain, followed by NUL, space or punctuation) or pI4/pi4/pI6/pi6. The kernel also accepts
+    %pK %px %ps %pS %pB %pks %pus, which bpfkit's VM does not format: refused here (stricter)."""
+    n = i = 0
+    text = fmt + b"\0\0\0"  # the kernel reads up to 2 bytes past a conversion: the NUL stops it
+
+    def at(k: int) -> int:
+        return text[k]
+
+    while i < len(fmt):
+        c = fmt[i]
+        if c >= 0x80 or not (0x20 <= c < 0x7F or c in _SPACE):
+            return None
+        if c != 0x25:  # '%'
+            i += 1
+            continue
+        if at(i + 1) == 0x25:
+            i += 2
+            continue
+        if n >= MAX_BPRINTF_VARARGS:
+            return None
+        i += 1
+        while at(i) in b"0+- ":
+            i += 1
+        if 0x31 <= at(i) <= 0x39:
+            i += 1
+            while 0x30 <= at(i) <= 0x39:
+                i += 1
+        c = at(i)
+        if c == 0x70:  # 'p'
+            if _ends_word(at(i + 1)):
+                n, i = n + 1, i + 1
+                continue
+            if at(i + 1) in b"iI" and at(i + 2) in b"46":
+                n, i = n + 1, i + 3
+                continue
+            return None
+        if c == 0x73:  # 's'
+            if not _ends_word(at(i + 1)):
+                return None
+            n, i = n + 1, i + 1
+            continue
+        if c == 0x63:  # 'c'
+            n, i = n + 1, i + 1
+            continue
+        if c == 0x6C:  # 'l'
+            i += 1
+            if at(i) == 0x6C:
+                i += 1
+        if at(i) not in _INT_CONV:
+            return None
+        n, i = n + 1, i + 1
+    return n
+
+
+def _check_snprintf(st: State, meta: CallMeta) -> None:
+    """check_bpf_snprintf_call: the format is checked now; it may use at most as many arguments as
+    the data holds (one per u64)."""
+    r5 = st.regs[5]
+    if not r5.b.is_const or r5.b.value % 8:
+        raise Refusal(-1, "R5 data_len must be a constant multiple of 8",
+                      "bpf_snprintf's arguments are an array of u64: pass sizeof(the array)")
+    have = r5.b.value // 8
+    used = printf_args(meta.const_str)
+    if used is None or used > have:
+        raise Refusal(-1, "Invalid format string",
+                      f"the format may use at most {have} argument(s) (one per u64 of data), with "
+                      f"conversions %d %i %u %x %X (optionally l or ll), %c, %s, %p, %pI4 %pi4 %pI6 "
+                      f"%pi6 or %%")
 
 
 def release(st: State, ref_obj_id: int) -> None:
@@ -195,9 +353,20 @@ def check_helper_call(env: Env, st: State, op: Op, gpl: bool, marks: list[int]) 
         if st.refs:
             raise Refusal(-1, "tail_call would lead to reference leak",
                           "submit or discard every ring buffer reservation before bpf_tail_call")
+        if st.rcu:
+            raise Refusal(-1, "tail_call cannot be used inside bpf_rcu_read_lock-ed region",
+                          "call bpf_rcu_read_unlock before bpf_tail_call")
         if len(st.frames) > 1:
             raise Refusal(-1, "bpfkit's verifier does not check tail calls from bpf-to-bpf functions",
                           "make the tail call from the main program")
+    if proto.helper is Helper.SNPRINTF:
+        _check_snprintf(st, meta)
+    if proto.helper is Helper.GET_LOCAL_STORAGE:
+        marks.append(2)
+        r2 = st.regs[2]
+        if not (r2.is_scalar and r2.b.is_const and r2.b.value == 0):
+            raise Refusal(-1, "get_local_storage() doesn't support non-zero flags",
+                          "pass 0 as bpf_get_local_storage's flags (it cannot return an error)")
     if meta.released:
         release(st, meta.released)
     if proto.changes_packet:
@@ -219,6 +388,8 @@ def finish_helper(env: Env, st: State, op: Op, proto: Proto, meta: CallMeta) -> 
         regs[0] = NOT_INIT
     elif proto.ret is Ret.MAP_VALUE_OR_NULL:
         regs[0] = pointer(RegType.MAP_VALUE, map=meta.map, maybe_null=True, id=env.new_id())
+    elif proto.ret is Ret.MAP_VALUE:
+        regs[0] = pointer(RegType.MAP_VALUE, map=meta.map)
     elif proto.ret is Ret.RINGBUF_MEM_OR_NULL:
         ref = env.new_id()
         st.refs = (*st.refs, (ref, op.slot))
@@ -246,14 +417,24 @@ def enter_subprog(st: State, op: Op) -> int:
 
 
 def enter_callback(st: State, op: Op, entry: int) -> int:
-    """bpf_loop's callback: r1 the iteration number, r2 the caller's context argument (r3)."""
-    _new_frame(st, op.slot, entry, [scalar(), st.regs[3]], "bpf_loop")
+    """A helper's callback. bpf_loop's: r1 the iteration number, r2 the caller's context argument
+    (r3). bpf_for_each_map_elem's (set_map_elem_callback_state): r1 the map, r2 its key (read-only,
+    key_size bytes), r3 the element's value, r4 the caller's context argument (r3)."""
+    proto = PROTOS[op.insn.imm]
+    if proto.helper is Helper.FOR_EACH_MAP_ELEM:
+        info = st.regs[1].map
+        assert info is not None
+        args = [st.regs[1], pointer(RegType.MEM, mem_size=info.key_size, rdonly=True),
+                pointer(RegType.MAP_VALUE, map=info), st.regs[3]]
+    else:
+        args = [scalar(), st.regs[3]]
+    _new_frame(st, op.slot, entry, args, proto.name)
     return entry
 
 
 def loop_done(env: Env, st: State, op: Op) -> None:
-    """The state after bpf_loop returns (after any number of iterations)."""
-    finish_helper(env, st, op, PROTOS[int(Helper.LOOP)], CallMeta())
+    """The state after a helper with a callback returns (after any number of calls of it)."""
+    finish_helper(env, st, op, PROTOS[op.insn.imm], CallMeta())
 
 
 def check_exit(env: Env, st: State, op: Op, marks: list[int]) -> int | None:
@@ -270,7 +451,11 @@ def check_exit(env: Env, st: State, op: Op, marks: list[int]) -> int | None:
             raise Refusal(-1, f"Unreleased reference id={ref} alloc_insn={at}",
                           f"submit or discard the ring buffer reservation made at insn {at} on every "
                           f"path before exit")
-        if return_checked(env.prog_type):
+        if st.rcu:
+            raise Refusal(-1, "BPF_EXIT instruction in main prog cannot be used inside "
+                              "bpf_rcu_read_lock-ed region",
+                          "call bpf_rcu_read_unlock on every path before exit")
+        if return_checked(env.prog_type, env.expected_attach_type):
             marks.append(0)
         _check_return(env, r0)
         return None
@@ -310,16 +495,33 @@ _RET_RANGES: dict[ProgType, tuple[int, int]] = {
 """Program types whose return value the kernel checks (check_return_code)."""
 
 
-def return_checked(prog_type: ProgType | None) -> bool:
+_TRACING_RET: dict[AttachType | None, tuple[int, int]] = {
+    AttachType.TRACE_ITER: (0, 1),
+    AttachType.TRACE_FENTRY: (0, 0),
+    AttachType.TRACE_FEXIT: (0, 0),
+}
+"""TRACING programs: the return values the kernel allows per attach type (others are not modelled)."""
+
+
+def _ret_range(prog_type: ProgType | None, attach: AttachType | None) -> tuple[int, int] | None:
+    if prog_type == ProgType.TRACING:
+        if attach == AttachType.TRACE_RAW_TP:
+            return None  # the kernel ignores a tp_btf program's return value
+        return _TRACING_RET.get(attach, (0, 0))
+    return _RET_RANGES.get(prog_type) if prog_type is not None else None
+
+
+def return_checked(prog_type: ProgType | None, attach: AttachType | None = None) -> bool:
     """Whether the kernel checks this program type's return value."""
-    return prog_type is not None and prog_type in _RET_RANGES
+    return _ret_range(prog_type, attach) is not None
 
 
 def _check_return(env: Env, r0: Reg) -> None:
     pt = env.prog_type
-    if pt is None or pt not in _RET_RANGES:
+    rng = _ret_range(pt, env.expected_attach_type)
+    if pt is None or rng is None:
         return
-    lo, hi = _RET_RANGES[pt]
+    lo, hi = rng
     if pt == ProgType.CGROUP_SKB and env.expected_attach_type == AttachType.CGROUP_INET_EGRESS:
         hi = 3
     if not r0.is_scalar:
@@ -331,6 +533,11 @@ def _check_return(env: Env, r0: Reg) -> None:
                       f"{pt.name} programs must return a value in [{lo}, {hi}]: bound r0 before exit")
 
 
+CALLBACK_HELPERS = frozenset({int(Helper.LOOP), int(Helper.FOR_EACH_MAP_ELEM)})
+"""Helpers that call a callback of the program any number of times."""
+
+
 def is_loop_call(op: Op) -> bool:
-    return op.insn.src == 0 and op.insn.imm == int(Helper.LOOP)
+    """A call of a helper that calls back into the program (a loop the runtime bounds)."""
+    return op.insn.src == 0 and op.insn.imm in CALLBACK_HELPERS
 

@@ -17,8 +17,26 @@ from dataclasses import dataclass
 
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import OPCODES, Kind, field_error
-from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES, InsnClass, PseudoCall, PseudoSrc
+from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES, AluOp, InsnClass, JmpOp, PseudoCall, PseudoSrc
 from bpfkit.vm.verifier.errors import Refusal
+
+ALU_OPS: dict[int, AluOp] = {int(op): op for op in AluOp}
+"""opcode & 0xF0 -> ALU operation (a dict lookup: the hot paths avoid constructing enums)."""
+JMP_OPS: dict[int, JmpOp] = {int(op): op for op in JmpOp}
+"""opcode & 0xF0 -> jump operation."""
+
+
+def alu_op(insn: Instruction) -> AluOp:
+    return ALU_OPS[insn.opcode & 0xF0]
+
+
+def jmp_op(insn: Instruction) -> JmpOp:
+    return JMP_OPS[insn.opcode & 0xF0]
+
+
+def is_x(insn: Instruction) -> bool:
+    """The source operand is a register (BPF_X), not the immediate."""
+    return bool(insn.opcode & 0x08)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.enums import MapType
 from bpfkit.uapi.insn import AtomicOp, PseudoCall, PseudoSrc
-from bpfkit.vm.verifier import alu, branches, calls, memory
+from bpfkit.vm.verifier import alu, branches, btfmem, calls, kfuncs, memory
 from bpfkit.vm.verifier.cfg import Op
 from bpfkit.vm.verifier.ctxaccess import LD_ABS_TYPES
 from bpfkit.vm.verifier.env import COMPLEXITY_LIMIT_JMP_SEQ, Env
@@ -48,6 +48,7 @@ def _swap(a: State, b: State) -> None:
     a.refs, b.refs = b.refs, a.refs
     a.path, b.path = b.path, a.path
     a.may_goto_depth, b.may_goto_depth = b.may_goto_depth, a.may_goto_depth
+    a.rcu, b.rcu = b.rcu, a.rcu
     a.parent, b.parent = b.parent, a.parent
     a.hist, b.hist = b.hist, a.hist
 
@@ -70,6 +71,9 @@ LogFn = Callable[[int, Op, State | None], None]
 
 
 def initial_state(env: Env) -> State:
+    if env.prog_type in memory.BTF_CTX_TYPES and env.ctx_proto is None:
+        # The kernel resolves a BTF-typed program's target before checking it.
+        env.ctx_proto = btfmem.attach_proto(env.btf, env.prog_type, env.expected_attach_type, env.attach_to)
     regs: list[Reg] = [NOT_INIT] * NREGS
     if env.prog_type is None:
         regs[1], regs[2] = memory.raw_mode_regs(env)
@@ -366,8 +370,8 @@ class Explorer:
             st.add_edge(op.slot, target, "call")
             return target
         if insn.src == PseudoCall.KFUNC:
-            raise Refusal(op.slot, "bpfkit's verifier does not check kfunc calls",
-                          "load the program in the kernel to verify kfunc calls")
+            kfuncs.check_kfunc_call(self.env, st, op, self.gpl)
+            return op.next
         callback = calls.check_helper_call(self.env, st, op, self.gpl, self.marks)
         if callback is None:
             return op.next
@@ -382,18 +386,23 @@ class Explorer:
     def _ld_imm64(self, op: Op) -> Reg:
         insn = op.insn
         src = insn.src
+        if op.slot in self.env.kernel_refs or src == PseudoSrc.BTF_ID:
+            return kfuncs.ksym_load(self.env, op)
         if src == PseudoSrc.NONE:
             return const(insn.imm)
         if src == PseudoSrc.FUNC:
             assert op.target is not None
             return pointer(RegType.FUNC, subprog=op.target)
-        if src == PseudoSrc.BTF_ID:
-            raise Refusal(op.slot, "bpfkit's verifier does not check loads of kernel variables (BTF ids)",
-                          "load the program in the kernel to verify it")
         info = self.env.maps.get(op.slot)
         if info is None:
             raise Refusal(op.slot, f"the map loaded at insn {op.slot} is unknown",
                           "pass the program's maps to verify() (maps= and relocations=)")
+        if info.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE):
+            # check_map_prog_compatibility: a program has at most one cgroup storage of each type.
+            seen = self.env.cgroup_storage.setdefault(info.type, info)
+            if seen != info:
+                raise Refusal(op.slot, "only one cgroup storage of each type is allowed",
+                              f"use one {info.type.name} map per program ({seen.name} and {info.name})")
         if src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
             return pointer(RegType.MAP_PTR, map=info)
         offset = (insn.imm >> 32) & 0xFFFFFFFF
@@ -454,6 +463,9 @@ class Explorer:
         if st.refs:
             raise Refusal(op.slot, "BPF_LD_[ABS|IND] cannot be mixed with socket references",
                           "release references before LD_ABS")
+        if st.rcu:
+            raise Refusal(op.slot, "BPF_LD_[ABS|IND] cannot be used inside bpf_rcu_read_lock-ed region",
+                          "call bpf_rcu_read_unlock before LD_ABS/LD_IND")
         r6 = alu.read_reg(st, 6)
         if r6.type is not RegType.CTX or r6.off:
             raise Refusal(op.slot, "at the time of BPF_LD_ABS|IND R6 != pointer to skb",

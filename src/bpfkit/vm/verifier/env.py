@@ -4,8 +4,9 @@ the limits, and the counters the result reports."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from bpfkit.uapi.enums import AttachType, ProgType
+from bpfkit.uapi.enums import AttachType, MapType, ProgType
 from bpfkit.vm.verifier.cfg import Program
 from bpfkit.vm.verifier.state import MapInfo
 
@@ -34,8 +35,18 @@ class Env:
     """Raw-memory programs (prog_type None): bytes r1 points to."""
     limit: int = COMPLEXITY_LIMIT_INSNS
     jit: bool = True
+    btf: Any = None
+    """The target kernel's BTF (`bpfkit.btf.Spec`): kfunc prototypes, BTF-typed contexts and objects."""
+    kernel_refs: dict[int, str] = field(default_factory=dict)
+    """Slot -> kernel symbol name, for kfunc calls and __ksym loads the loader has not patched yet."""
+    attach_to: str = ""
+    """BTF-typed programs: the attach target (`task` for SEC("iter/task"), a function for fentry)."""
+    ctx_proto: Any = None
+    """BTF-typed programs: the prototype whose arguments are the context (set on first use)."""
     live: list[int] = field(default_factory=list)
     """Registers live on entry to each slot."""
+    cgroup_storage: dict[MapType, MapInfo] = field(default_factory=dict)
+    """The cgroup storage map of each type the program uses (the kernel allows one)."""
     # counters
     processed: int = 0
     states: int = 0
@@ -54,10 +65,16 @@ class Env:
         self.next_id += 1
         return self.next_id
 
-    def note_access(self, safe: bool) -> None:
+    ctx_load: dict[int, bool] = field(default_factory=dict)
+    """Slot -> whether every access checked there so far was a load from the context, through the
+    unmodified context pointer (see `VerifierResult.ctx_loads`)."""
+
+    def note_access(self, safe: bool, ctx_load: bool = False) -> None:
         """Record that the memory access at the current slot passed its check; `safe` says whether
-        the region it went to is one the JIT may access without a check."""
+        the region it went to is one the JIT may access without a check, `ctx_load` whether it was a
+        context load."""
         self.access_safe[self.insn] = safe and self.access_safe.get(self.insn, True)
+        self.ctx_load[self.insn] = ctx_load and self.ctx_load.get(self.insn, True)
 
     def touch_stack(self, subprog: int, depth: int) -> None:
         if depth > self.stack_depth.get(subprog, 0):

@@ -9,8 +9,8 @@ pruning rarer.
 from __future__ import annotations
 
 from bpfkit.isa.opcodes import Kind
-from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, Source
-from bpfkit.vm.verifier.cfg import Op, Program
+from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp
+from bpfkit.vm.verifier.cfg import Op, Program, alu_op, is_x
 
 ARGS = 0b111110  # r1..r5
 CALLER_SAVED = 0b111111  # r0..r5
@@ -25,8 +25,8 @@ def uses_defs(op: Op) -> tuple[int, int]:
     insn, kind = op.insn, op.kind
     dst, src = _bit(insn.dst), _bit(insn.src)
     if kind is Kind.ALU:
-        read = 0 if insn.alu_op is AluOp.MOV else dst
-        if insn.source is Source.X and insn.alu_op is not AluOp.NEG:
+        read = 0 if alu_op(insn) is AluOp.MOV else dst
+        if is_x(insn) and alu_op(insn) is not AluOp.NEG:
             read |= src
         return read, dst
     if kind is Kind.END:
@@ -49,7 +49,7 @@ def uses_defs(op: Op) -> tuple[int, int]:
             return dst | src | 1, 1
         return dst | src, src if insn.imm & ATOMIC_FETCH else 0
     if kind is Kind.JUMP:
-        return dst | (src if insn.source is Source.X else 0), 0
+        return dst | (src if is_x(insn) else 0), 0
     if kind in (Kind.CALL, Kind.CALLX):
         return ARGS | (dst if kind is Kind.CALLX else 0), CALLER_SAVED
     if kind is Kind.EXIT:

@@ -4,8 +4,11 @@ The rules are the kernel's check_mem_access and its per-type helpers (check_stac
 check_map_access, check_packet_access, check_ctx_access, check_mem_region_access): an access must lie
 inside the object for every value the pointer may hold; stack bytes must be written before they are
 read; an 8-byte aligned store of a register to the stack keeps the register's type (a spill) and the
-matching load gives it back (a fill). bpfkit refuses reads of uninitialised stack even where a
-privileged kernel allows them (see tests/data/verifier/disagreements.py).
+matching load gives it back (a fill). Stack accesses at a variable offset (a bounded index) must fit
+the stack and stay aligned for every index, and a read must find every byte it may touch written
+(check_stack_read/write_var_off). Loads through kernel objects and BTF-typed contexts are in `btfmem`.
+bpfkit refuses reads of uninitialised stack even where a privileged kernel allows them (see
+tests/data/verifier/disagreements.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import replace
 
 from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import MAX_BPF_STACK
-from bpfkit.vm.verifier import ctxaccess
+from bpfkit.vm.verifier import btfmem, ctxaccess
 from bpfkit.vm.verifier.env import MAX_VAR_OFF, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.ranges import S64_MIN, Bounds, of_size, s64, sext, truncate
@@ -30,6 +33,7 @@ from bpfkit.vm.verifier.state import (
     pointer,
     scalar,
 )
+from bpfkit.vm.verifier.tnum import U64, Tnum
 
 _NULL_HINT = ("check the pointer returned by {what} against NULL (`if r{regno} == 0 goto ...`) before "
               "dereferencing it")
@@ -50,7 +54,11 @@ def _fixed(reg: Reg) -> int | None:
 
 def null_hint(regno: int, reg: Reg) -> str:
     """What to do about a pointer that may still be NULL."""
-    origin = "bpf_ringbuf_reserve" if reg.ringbuf else "bpf_map_lookup_elem"
+    origin = "bpf_map_lookup_elem"
+    if reg.ringbuf:
+        origin = "bpf_ringbuf_reserve"
+    elif reg.type is RegType.BTF_ID:
+        origin = f"the context (a ptr_{reg.btf_name} argument)"
     return _NULL_HINT.format(what=origin, regno=regno)
 
 
@@ -115,6 +123,95 @@ def stack_offset(regno: int, reg: Reg, off: int, size: int) -> int:
     return total
 
 
+def var_stack_range(regno: int, reg: Reg, off: int, size: int, what: str,
+                    aligned: bool = True) -> tuple[int, int]:
+    """[lo, hi): every stack byte an access of `size` bytes at `off` from `reg`, whose offset is
+    variable, may touch (check_stack_access_within_bounds); refuses ranges outside the stack and
+    accesses the variable part may misalign (stack accesses are always checked for alignment)."""
+    b = reg.b
+    fixed = reg.off + off
+    vo = b.var_off.add(Tnum.const(fixed & U64))
+    if aligned and size > 1 and not vo.is_aligned(size):
+        raise Refusal(-1, f"misaligned stack access off {b.var_off}+{reg.off}+{off} size {size}",
+                      f"the variable offset must keep a {size}-byte access aligned: mask or shift the "
+                      f"index so it is a multiple of {size}")
+    if b.smax >= MAX_VAR_OFF or b.smin <= -MAX_VAR_OFF:
+        raise Refusal(-1, f"invalid unbounded variable-offset{what} stack R{regno}",
+                      "bound the index on both sides before adding it to the stack pointer")
+    lo, hi = fixed + b.smin, fixed + b.smax + size
+    if lo < -MAX_BPF_STACK or hi > 0:
+        raise Refusal(-1, f"invalid variable-offset{what} stack R{regno} var_off={b.var_off} off={off} "
+                          f"size={size}",
+                      f"the access may reach r10{lo:+d}..r10{hi:+d}: bound the index so it stays in the "
+                      f"{MAX_BPF_STACK} bytes below r10")
+    return lo, hi
+
+
+def _var_stack_write(env: Env, st: State, regno: int, reg: Reg, off: int, size: int,
+                     value: Reg | None) -> None:
+    """A store at a variable stack offset (check_stack_write_var_off): any byte in range may be
+    written, so none of them can keep a spilled register, and zero bytes stay zero only when zero
+    is written. A spilled register in range is gone: its bytes in range become written bytes, the
+    others unreadable (the kernel refuses to read them as a spill, "corrupted spill memory"). bpfkit
+    never counts a byte never written before as initialised by such a store (the privileged kernel
+    does) and refuses to store pointers this way."""
+    if value is not None and value.is_pointer:
+        raise Refusal(-1, "bpfkit's verifier does not store pointers at a variable stack offset",
+                      "spill pointers at constant offsets from r10")
+    lo, hi = var_stack_range(regno, reg, off, size, " write to")
+    frame = _stack_frame(st, reg)
+    env.touch_stack(frame.subprog, -lo)
+    zero = value is not None and value.is_scalar and value.b.is_const and value.b.value == 0
+    for s_i in range((-hi) // SLOT, (-lo - 1) // SLOT + 1):
+        slot = frame.slot(s_i)
+        kinds = list(slot.kinds)
+        for b_i in range(SLOT):
+            addr = -(s_i + 1) * SLOT + b_i
+            if lo <= addr < hi:
+                if kinds[b_i] is not Byte.INVALID:
+                    kinds[b_i] = Byte.ZERO if zero and kinds[b_i] is Byte.ZERO else Byte.MISC
+            elif kinds[b_i] is Byte.SPILL:
+                kinds[b_i] = Byte.INVALID
+        frame.stack[s_i] = StackSlot(tuple(kinds), None)
+
+
+def _var_stack_check(st: State, regno: int, reg: Reg, lo: int, hi: int, clobber: bool, what: str,
+                     hint: str) -> bool:
+    """Every byte of [lo, hi) is initialised (check_stack_range_initialized); `clobber` (a helper
+    writes them) makes them unknown. True if every byte is a written zero."""
+    frame = _stack_frame(st, reg)
+    zeros = True
+    for s_i in range((-hi) // SLOT, (-lo - 1) // SLOT + 1):
+        slot = frame.slot(s_i)
+        kinds = list(slot.kinds)
+        for b_i in range(SLOT):
+            addr = -(s_i + 1) * SLOT + b_i
+            if not lo <= addr < hi:
+                continue
+            if kinds[b_i] is Byte.INVALID:
+                raise Refusal(-1, f"invalid variable-offset{what} stack R{regno} var_off={reg.b.var_off} "
+                                  f"off={addr}", hint)
+            zeros = zeros and kinds[b_i] is Byte.ZERO
+        if clobber:
+            touched = [lo <= -(s_i + 1) * SLOT + b_i < hi for b_i in range(SLOT)]
+            if slot.spilled is not None:
+                kinds = [Byte.MISC if k is Byte.SPILL else k for k in kinds]
+            kinds = [Byte.MISC if t and k is Byte.ZERO else k for k, t in zip(kinds, touched, strict=True)]
+            frame.stack[s_i] = StackSlot(tuple(kinds), None)
+    return zeros
+
+
+def _var_stack_read(env: Env, st: State, regno: int, reg: Reg, off: int, size: int, signed: bool) -> Reg:
+    """A load at a variable stack offset (check_stack_read_var_off): every byte it may read must be
+    initialised; the value is 0 if they are all written zeros, else unknown."""
+    lo, hi = var_stack_range(regno, reg, off, size, " read from")
+    env.touch_stack(_stack_frame(st, reg).subprog, -lo)
+    if _var_stack_check(st, regno, reg, lo, hi, False, " read from",
+                        "every stack byte the index may select must be written before the read"):
+        return const(0)
+    return loaded_value(size, signed)
+
+
 def _byte_pos(addr: int) -> tuple[int, int]:
     """(slot index, byte index within the slot, lowest address first) of stack offset `addr`."""
     slot = (-addr - 1) // SLOT
@@ -145,6 +242,9 @@ def stack_write(env: Env, st: State, regno: int, reg: Reg, off: int, size: int,
     an immediate), is a spill that a matching load gives back. Other stores make their bytes
     "written" (zero when the value is 0).
     """
+    if not reg.b.is_const:
+        _var_stack_write(env, st, regno, reg, off, size, value)
+        return
     total = stack_offset(regno, reg, off, size)
     frame = _stack_frame(st, reg)
     env.touch_stack(frame.subprog, -total)
@@ -183,6 +283,8 @@ def _coerce(reg: Reg, size: int, signed: bool) -> Reg:
 def stack_read(env: Env, st: State, regno: int, reg: Reg, off: int, size: int, signed: bool) -> Reg:
     """Load `size` bytes from a fixed stack offset: a fill of a spilled register, a zero, or a
     scalar (check_stack_read_fixed_off)."""
+    if not reg.b.is_const:
+        return _var_stack_read(env, st, regno, reg, off, size, signed)
     total = stack_offset(regno, reg, off, size)
     frame = _stack_frame(st, reg)
     env.touch_stack(frame.subprog, -total)
@@ -221,6 +323,13 @@ def stack_range(env: Env, st: State, regno: int, reg: Reg, size: int, *, write: 
     writes it (`write`), initialised; written bytes become initialised."""
     if size == 0:
         return
+    if not reg.b.is_const:
+        # Only initialised bytes may be passed at a variable offset, even to a helper that writes them.
+        lo, hi = var_stack_range(regno, reg, 0, size, "", aligned=False)
+        env.touch_stack(_stack_frame(st, reg).subprog, -lo)
+        _var_stack_check(st, regno, reg, lo, hi, write, "",
+                         f"{arg}: every stack byte the index may select must be initialised before the call")
+        return
     total = stack_offset(regno, reg, 0, 1)
     if total + size > 0:
         raise Refusal(-1, f"invalid indirect access to stack R{regno} off={total} size={size}",
@@ -249,16 +358,32 @@ def _check_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool)
                       "in the instruction (*(u32 *)(r1 + OFF)), not in the register")
     prog_type = env.prog_type
     field = None
-    if prog_type is not None and prog_type in ctxaccess.SUPPORTED:
+    if prog_type is not None and prog_type in ctxaccess.SUPPORTED and prog_type not in BTF_CTX_TYPES:
         field = ctxaccess.access(prog_type, env.expected_attach_type, off, size, write)
     if field is None:
-        struct = "" if prog_type is None or prog_type not in ctxaccess.SUPPORTED else \
-            f" ({ctxaccess.layout(prog_type, env.expected_attach_type).struct})"
+        known = prog_type is not None and prog_type in ctxaccess.SUPPORTED and prog_type not in BTF_CTX_TYPES
+        struct = f" ({ctxaccess.layout(prog_type, env.expected_attach_type).struct})" \
+            if known and prog_type is not None else ""
         kind = "write to" if write else "read of"
         raise Refusal(-1, f"invalid bpf_context access off={off} size={size}",
                       f"this program type{struct} does not allow a {size}-byte {kind} context offset "
                       f"{off}: check the field's offset, size and whether it is writable")
     return field
+
+
+BTF_CTX_TYPES = frozenset({ProgType.TRACING})
+"""Program types whose context is the argument array of a kernel function typed by BTF."""
+
+
+def _btf_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool, signed: bool) -> Reg:
+    if reg.off or not (reg.b.is_const and reg.b.value == 0):
+        raise Refusal(-1, f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed",
+                      "read arguments through r1 as the program got it")
+    assert env.prog_type is not None
+    if env.ctx_proto is None:
+        env.ctx_proto = btfmem.attach_proto(env.btf, env.prog_type, env.expected_attach_type, env.attach_to)
+    got = btfmem.ctx_read(env.btf, env.ctx_proto, env.expected_attach_type, off, size, write, env.new_id)
+    return loaded_value(size, signed) if got is None else got
 
 
 def _check_packet(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool) -> None:
@@ -292,7 +417,8 @@ def check_access(env: Env, st: State, regno: int, off: int, size: int, *, write:
     reg = st.regs[regno]
     safe = reg.type in UNCHECKED_TYPES and not reg.maybe_null
     result = _check_access(env, st, regno, off, size, write=write, value=value, imm=imm, signed=signed)
-    env.note_access(safe)
+    # A CTX access is at r + insn.off; BTF-typed contexts (argument arrays) are not the VM's layouts.
+    env.note_access(safe, reg.type is RegType.CTX and not write and env.prog_type not in BTF_CTX_TYPES)
     return result
 
 
@@ -323,6 +449,11 @@ def _check_access(env: Env, st: State, regno: int, off: int, size: int, *, write
     if t in (RegType.PACKET, RegType.PACKET_META):
         _check_packet(env, regno, reg, off, size, write)
         return None if write else loaded_value(size, signed)
+    if t is RegType.BTF_ID:
+        loaded = btfmem.btf_read(env.btf, regno, reg, off, size, write)
+        return loaded_value(size, signed) if loaded is None else loaded
+    if t is RegType.CTX and env.prog_type in BTF_CTX_TYPES:
+        return _btf_ctx(env, regno, reg, off, size, write, signed)
     if t is RegType.CTX:
         field = _check_ctx(env, regno, reg, off, size, write)
         if write:
@@ -341,7 +472,7 @@ def helper_mem(env: Env, st: State, regno: int, size: int, *, write: bool, arg: 
         return  # NULL with size 0
     t = reg.type
     if reg.maybe_null or t in (RegType.NOT_INIT, RegType.SCALAR, RegType.MAP_PTR, RegType.PACKET_END,
-                               RegType.FUNC, RegType.CTX):
+                               RegType.FUNC, RegType.CTX, RegType.BTF_ID):
         err = _bad_type(regno, reg)
         raise Refusal(-1, f"{arg}: R{regno} type={reg.type_name()} expected=fp, pkt, pkt_meta, "
                           f"map_value, mem", err.hint)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bpfkit.isa.opcodes import Kind
-from bpfkit.uapi.insn import AluOp, PseudoCall, Source
-from bpfkit.vm.verifier.cfg import Program
+from bpfkit.uapi.insn import AluOp, PseudoCall
+from bpfkit.vm.verifier.cfg import Program, alu_op, is_x
 from bpfkit.vm.verifier.state import NSLOTS, State
 
 RegKey = tuple[int, int]
@@ -145,9 +145,9 @@ class Tracker:
         dst, src = (depth, insn.dst), (depth, insn.src)
         if kind is Kind.ALU or kind is Kind.END:
             if dst in regs:
-                if kind is Kind.ALU and insn.alu_op is AluOp.MOV:
+                if kind is Kind.ALU and alu_op(insn) is AluOp.MOV:
                     regs.discard(dst)
-                if kind is Kind.ALU and insn.source is Source.X and insn.alu_op is not AluOp.NEG:
+                if kind is Kind.ALU and is_x(insn) and alu_op(insn) is not AluOp.NEG:
                     regs.add(src)
         elif kind is Kind.LD_IMM64:
             regs.discard(dst)
@@ -171,7 +171,7 @@ class Tracker:
         elif kind is Kind.JUMP:
             # The branch refined its operands and every scalar linked to them (same id): whatever of
             # those is precise after it has its bounds from both operands.
-            operands = {dst, src} if insn.source is Source.X else {dst}
+            operands = {dst, src} if is_x(insn) else {dst}
             link_regs, link_slots = linked if linked is not None else (frozenset(), frozenset())
             if regs & operands or regs & link_regs or slots & link_slots:
                 regs |= operands | link_regs

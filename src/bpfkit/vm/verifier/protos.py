@@ -24,6 +24,8 @@ class Arg(enum.Enum):
     MAP_VALUE = "map_value"  # ARG_PTR_TO_MAP_VALUE: value_size readable bytes
     UNINIT_MAP_VALUE = "uninit_map_value"  # value_size bytes the helper writes
     MEM = "mem"  # ARG_PTR_TO_MEM | MEM_RDONLY: readable bytes, size in the next argument
+    UNINIT_MEM_OR_NULL = "uninit_mem_or_null"  # as UNINIT_MEM, or NULL with a size of 0
+    MEM_OR_NULL = "mem_or_null"  # ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY: as MEM, or NULL (size 0)
     UNINIT_MEM = "uninit_mem"  # ARG_PTR_TO_UNINIT_MEM: bytes the helper writes, size next
     CONST_SIZE = "size"  # ARG_CONST_SIZE: 1.. bytes of the previous memory argument
     CONST_SIZE_OR_ZERO = "size_or_zero"
@@ -32,6 +34,9 @@ class Arg(enum.Enum):
     RINGBUF_MEM = "ringbuf_mem"  # ARG_PTR_TO_ALLOC_MEM | OBJ_RELEASE
     FUNC = "func"  # ARG_PTR_TO_FUNC: a callback
     STACK_OR_NULL = "stack_or_null"  # ARG_PTR_TO_STACK_OR_NULL: the callback's context
+    CONST_STR = "const_str"  # ARG_PTR_TO_CONST_STR: a NUL-terminated string in a frozen read-only map
+    BTF_SEQ_FILE = "btf_seq_file"  # ARG_PTR_TO_BTF_ID of struct seq_file (btf_seq_file_ids)
+    SPIN_LOCK = "spin_lock"  # ARG_PTR_TO_SPIN_LOCK: the bpf_spin_lock field of a map value (from BTF)
 
 
 class Ret(enum.Enum):
@@ -40,10 +45,12 @@ class Ret(enum.Enum):
     INTEGER = "integer"
     VOID = "void"
     MAP_VALUE_OR_NULL = "map_value_or_null"
+    MAP_VALUE = "map_value"  # RET_PTR_TO_MAP_VALUE: never NULL (bpf_get_local_storage)
     RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"
 
 
-_TRACING = frozenset({ProgType.KPROBE, ProgType.TRACEPOINT, ProgType.PERF_EVENT, ProgType.RAW_TRACEPOINT})
+_TRACING = frozenset({ProgType.KPROBE, ProgType.TRACEPOINT, ProgType.PERF_EVENT, ProgType.RAW_TRACEPOINT,
+                      ProgType.TRACING})
 _ALL = frozenset({ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.XDP,
                   ProgType.CGROUP_SKB, *_TRACING})
 
@@ -62,6 +69,8 @@ class Proto:
     gpl_only: bool = False
     callback_args: int = 0
     """Helpers with a FUNC argument: how many arguments the callback receives."""
+    iter_only: bool = False
+    """Only for iterators (TRACING programs with expected attach type BPF_TRACE_ITER)."""
 
     @property
     def name(self) -> str:
@@ -70,17 +79,24 @@ class Proto:
 
 _RINGBUF = frozenset({MapType.RINGBUF})
 _QUEUE = frozenset({MapType.QUEUE, MapType.STACK})
+_CGROUP_STORAGE = frozenset({MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE})
+_FOR_EACH = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH,
+                       MapType.ARRAY, MapType.PERCPU_ARRAY})
+"""Maps with a map_for_each_callback (bpf_for_each_map_elem) that bpfkit models."""
+_PUSH_PEEK = _QUEUE | {MapType.BLOOM_FILTER}
 _PERCPU = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH})
 _SKB = frozenset({ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.CGROUP_SKB})
+_TC = frozenset({ProgType.SCHED_CLS, ProgType.SCHED_ACT})
 
 _A = Arg
 _PROTOS = [
     Proto(Helper.MAP_LOOKUP_ELEM, (_A.MAP_PTR, _A.MAP_KEY), Ret.MAP_VALUE_OR_NULL),
     Proto(Helper.MAP_UPDATE_ELEM, (_A.MAP_PTR, _A.MAP_KEY, _A.MAP_VALUE, _A.ANYTHING)),
     Proto(Helper.MAP_DELETE_ELEM, (_A.MAP_PTR, _A.MAP_KEY)),
-    Proto(Helper.MAP_PUSH_ELEM, (_A.MAP_PTR, _A.MAP_VALUE, _A.ANYTHING), map_types=_QUEUE),
+    Proto(Helper.MAP_PUSH_ELEM, (_A.MAP_PTR, _A.MAP_VALUE, _A.ANYTHING), map_types=_PUSH_PEEK),
     Proto(Helper.MAP_POP_ELEM, (_A.MAP_PTR, _A.UNINIT_MAP_VALUE), map_types=_QUEUE),
-    Proto(Helper.MAP_PEEK_ELEM, (_A.MAP_PTR, _A.UNINIT_MAP_VALUE), map_types=_QUEUE),
+    # A bloom filter's peek reads the value (a membership test): `calls` checks it as readable.
+    Proto(Helper.MAP_PEEK_ELEM, (_A.MAP_PTR, _A.UNINIT_MAP_VALUE), map_types=_PUSH_PEEK),
     Proto(Helper.MAP_LOOKUP_PERCPU_ELEM, (_A.MAP_PTR, _A.MAP_KEY, _A.ANYTHING), Ret.MAP_VALUE_OR_NULL,
           map_types=_PERCPU),
     Proto(Helper.PROBE_READ, (_A.UNINIT_MEM, _A.CONST_SIZE_OR_ZERO, _A.ANYTHING), types=_TRACING,
@@ -121,6 +137,36 @@ _PROTOS = [
     Proto(Helper.RINGBUF_DISCARD, (_A.RINGBUF_MEM, _A.ANYTHING), Ret.VOID),
     Proto(Helper.RINGBUF_QUERY, (_A.MAP_PTR, _A.ANYTHING), map_types=_RINGBUF),
     Proto(Helper.LOOP, (_A.ANYTHING, _A.FUNC, _A.STACK_OR_NULL, _A.ANYTHING), callback_args=2),
+    Proto(Helper.FOR_EACH_MAP_ELEM, (_A.MAP_PTR, _A.FUNC, _A.STACK_OR_NULL, _A.ANYTHING), callback_args=4,
+          map_types=_FOR_EACH),
+    Proto(Helper.STRNCMP, (_A.MEM, _A.CONST_SIZE, _A.CONST_STR)),
+    Proto(Helper.SNPRINTF, (_A.UNINIT_MEM_OR_NULL, _A.CONST_SIZE_OR_ZERO, _A.CONST_STR, _A.MEM_OR_NULL,
+                            _A.CONST_SIZE_OR_ZERO), gpl_only=True),
+    # net/core/filter.c: packet writes and checksum fix-ups (tc only; they may move packet data).
+    Proto(Helper.SKB_STORE_BYTES, (_A.CTX, _A.ANYTHING, _A.MEM, _A.CONST_SIZE, _A.ANYTHING), types=_TC,
+          changes_packet=True),
+    Proto(Helper.L3_CSUM_REPLACE, (_A.CTX, _A.ANYTHING, _A.ANYTHING, _A.ANYTHING, _A.ANYTHING), types=_TC,
+          changes_packet=True),
+    Proto(Helper.L4_CSUM_REPLACE, (_A.CTX, _A.ANYTHING, _A.ANYTHING, _A.ANYTHING, _A.ANYTHING), types=_TC,
+          changes_packet=True),
+    Proto(Helper.CSUM_DIFF, (_A.MEM_OR_NULL, _A.CONST_SIZE_OR_ZERO, _A.MEM_OR_NULL, _A.CONST_SIZE_OR_ZERO,
+                             _A.ANYTHING), types=_TC | {ProgType.XDP}),
+    # kernel/trace/bpf_trace.c, kernel/bpf/stackmap.c
+    Proto(Helper.TRACE_VPRINTK, (_A.MEM, _A.CONST_SIZE, _A.MEM_OR_NULL, _A.CONST_SIZE_OR_ZERO),
+          gpl_only=True),
+    Proto(Helper.GET_STACKID, (_A.CTX, _A.MAP_PTR, _A.ANYTHING), types=_TRACING - {ProgType.TRACING},
+          map_types=frozenset({MapType.STACK_TRACE}), gpl_only=True),
+    Proto(Helper.GET_STACK, (_A.CTX, _A.UNINIT_MEM, _A.CONST_SIZE_OR_ZERO, _A.ANYTHING),
+          types=_TRACING - {ProgType.TRACING}, gpl_only=True),
+    # kernel/bpf/helpers.c: the program's cgroup storage (its flags must be 0: check_helper_call).
+    Proto(Helper.GET_LOCAL_STORAGE, (_A.MAP_PTR, _A.ANYTHING), Ret.MAP_VALUE,
+          types=frozenset({ProgType.CGROUP_SKB}), map_types=_CGROUP_STORAGE),
+    # The lock is a field the map's BTF declares; bpfkit's maps carry no BTF, so `calls` refuses every
+    # use, as the kernel does for a map without BTF.
+    Proto(Helper.SPIN_LOCK, (_A.SPIN_LOCK,), Ret.VOID, types=_ALL - _TRACING),
+    Proto(Helper.SPIN_UNLOCK, (_A.SPIN_LOCK,), Ret.VOID, types=_ALL - _TRACING),
+    Proto(Helper.SEQ_PRINTF, (_A.BTF_SEQ_FILE, _A.MEM, _A.CONST_SIZE, _A.MEM_OR_NULL, _A.CONST_SIZE_OR_ZERO),
+          types=frozenset({ProgType.TRACING}), gpl_only=True, iter_only=True),
 ]
 
 PROTOS: dict[int, Proto] = {int(p.helper): p for p in _PROTOS}
@@ -134,13 +180,20 @@ MAP_ONLY_HELPERS: dict[MapType, frozenset[Helper]] = {
     MapType.RINGBUF: frozenset({Helper.RINGBUF_OUTPUT, Helper.RINGBUF_RESERVE, Helper.RINGBUF_QUERY}),
     MapType.QUEUE: frozenset({Helper.MAP_PUSH_ELEM, Helper.MAP_POP_ELEM, Helper.MAP_PEEK_ELEM}),
     MapType.STACK: frozenset({Helper.MAP_PUSH_ELEM, Helper.MAP_POP_ELEM, Helper.MAP_PEEK_ELEM}),
+    MapType.BLOOM_FILTER: frozenset({Helper.MAP_PUSH_ELEM, Helper.MAP_PEEK_ELEM}),
+    MapType.CGROUP_STORAGE: frozenset({Helper.GET_LOCAL_STORAGE}),
+    MapType.PERCPU_CGROUP_STORAGE: frozenset({Helper.GET_LOCAL_STORAGE}),
+    MapType.STACK_TRACE: frozenset({Helper.GET_STACKID}),
+    MapType.ARRAY_OF_MAPS: frozenset({Helper.MAP_LOOKUP_ELEM}),
+    MapType.HASH_OF_MAPS: frozenset({Helper.MAP_LOOKUP_ELEM}),
 }
 """Map types only some helpers may take (the map side of check_map_func_compatibility)."""
 
 SUPPORTED_MAP_TYPES = frozenset({
     MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_HASH,
     MapType.LRU_PERCPU_HASH, MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType.RINGBUF,
-    MapType.QUEUE, MapType.STACK,
+    MapType.QUEUE, MapType.STACK, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.STACK_TRACE,
+    MapType.LPM_TRIE, MapType.BLOOM_FILTER, MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE,
 })
 """Map types whose helper rules bpfkit's verifier knows."""
 

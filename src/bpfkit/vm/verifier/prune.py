@@ -11,7 +11,7 @@ from __future__ import annotations
 from bpfkit.vm.verifier.liveness import CALLER_SAVED
 from bpfkit.vm.verifier.memory import spill_size
 from bpfkit.vm.verifier.precision import Precision, stack_key
-from bpfkit.vm.verifier.state import FP, NREGS, Byte, Reg, RegType, StackSlot, State
+from bpfkit.vm.verifier.state import EMPTY_SLOT, FP, NREGS, Byte, Reg, RegType, StackSlot, State
 
 
 class IdMap:
@@ -64,6 +64,7 @@ def _same_shape(old: Reg, cur: Reg) -> bool:
     return (old.off == cur.off and old.maybe_null == cur.maybe_null and old.map == cur.map
             and old.mem_size == cur.mem_size and old.ringbuf == cur.ringbuf
             and old.rdonly == cur.rdonly and old.frameno == cur.frameno and old.subprog == cur.subprog
+            and old.btf_id == cur.btf_id and old.trust == cur.trust
             and (old.type not in (RegType.PACKET, RegType.PACKET_META) or old.range <= cur.range))
 
 
@@ -102,24 +103,32 @@ def states_equal(old: State, cur: State, live: list[int], exact: bool = False,
     """Whether `cur` is covered by `old` (or, with `exact`, the same), at the same instruction."""
     if len(old.frames) != len(cur.frames):
         return False
-    if len(old.refs) != len(cur.refs):
+    if len(old.refs) != len(cur.refs) or old.rcu != cur.rcu:
         return False
     ids = IdMap()
     for i, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
         if fo.callsite != fc.callsite or fo.subprog != fc.subprog or fo.callback != fc.callback:
             return False
         mask = live[i]
+        oregs, cregs = fo.regs, fc.regs
         for r in range(NREGS):
             if r == FP or not mask >> r & 1:
                 continue
-            if not reg_safe(fo.regs[r], fc.regs[r], ids, exact, prec is None or prec.reg(i, r)):
+            ro, rc = oregs[r], cregs[r]
+            if ro is rc and not ro.id and not ro.ref_obj_id:
+                continue  # one immutable register shared by both states (no id to map)
+            if not reg_safe(ro, rc, ids, exact, prec is None or prec.reg(i, r)):
                 return False
-        for index in fo.stack.keys() | fc.stack.keys():
+        ostack, cstack = fo.stack, fc.stack
+        for index in ostack.keys() | cstack.keys():
+            so, sc = ostack.get(index, EMPTY_SLOT), cstack.get(index, EMPTY_SLOT)
+            if so is sc and (so.spilled is None or not (so.spilled.id or so.spilled.ref_obj_id)):
+                continue
             precise = prec is None or prec.slot(stack_key(i, index))
-            if not _slot_safe(fo.slot(index), fc.slot(index), ids, exact, precise):
+            if not _slot_safe(so, sc, ids, exact, precise):
                 return False
-    for (ro, _), (rc, _) in zip(old.refs, cur.refs, strict=True):
-        if not ids.same(ro, rc, False):
+    for (ref_o, _), (ref_c, _) in zip(old.refs, cur.refs, strict=True):
+        if not ids.same(ref_o, ref_c, False):
             return False
     return True
 

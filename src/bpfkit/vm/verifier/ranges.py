@@ -11,6 +11,7 @@ where the kernel keeps it, so bpfkit never knows more than the kernel does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bpfkit.vm.verifier.tnum import U32, U64, UNKNOWN, Tnum
 
@@ -205,8 +206,10 @@ def _bound_offset(b: Bounds) -> Bounds:
                   b.s32_min, b.s32_max, b.u32_min, b.u32_max)
 
 
+@lru_cache(maxsize=1 << 14)
 def sync(b: Bounds) -> Bounds:
-    """Make the five views agree (reg_bounds_sync)."""
+    """Make the five views agree (reg_bounds_sync). Pure, and called with the same few bounds over
+    and over (constants, loop counters), so results are cached."""
     b = _update(b)
     b = _deduce(b)
     b = _deduce(b)

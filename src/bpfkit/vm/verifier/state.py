@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bpfkit.uapi.enums import MapType
 from bpfkit.uapi.insn import MAX_BPF_STACK
@@ -35,6 +36,8 @@ class RegType(enum.Enum):
     PACKET_END = "pkt_end"
     MEM = "mem"
     FUNC = "func"
+    BTF_ID = "ptr_"
+    """PTR_TO_BTF_ID: a kernel object typed by the target BTF (`Reg.btf_id`)."""
 
 
 PACKET_TYPES = frozenset({RegType.PACKET, RegType.PACKET_META})
@@ -51,11 +54,46 @@ class MapInfo:
     value_size: int
     max_entries: int
     flags: int = 0
+    inner: MapInfo | None = None
+    """ARRAY_OF_MAPS/HASH_OF_MAPS: the template of the maps it holds (a lookup gives one of them)."""
+    frozen: bool = False
+    """Frozen after creation (`.rodata`): with BPF_F_RDONLY_PROG, its contents are constants."""
+    value0: bytes = field(default=b"", compare=False)
+    """The initial value of element 0 (global data), for constant strings in frozen maps."""
 
     @property
     def readonly(self) -> bool:
         """BPF_F_RDONLY_PROG: programs may not write the values."""
         return bool(self.flags & 0x80)
+
+    @property
+    def constant(self) -> bool:
+        """The kernel's bpf_map_is_rdonly: read-only for programs and frozen, so values never change."""
+        return self.readonly and self.frozen
+
+
+OF_MAPS = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
+
+
+def map_info(obj: Any, where: str) -> MapInfo:
+    """The `MapInfo` of a `MapSpec` (or of anything with a `spec` attribute holding one, a `VmMap`);
+    raises ValueError if `obj` does not describe a map."""
+    spec = getattr(obj, "spec", obj)
+    try:
+        mtype = MapType(spec.type)
+        inner_spec = getattr(spec, "inner_map", None)
+        inner = map_info(inner_spec, f"{where} (inner map)") if inner_spec is not None else None
+        if mtype in OF_MAPS and inner is None:
+            raise ValueError(f"{where}: a map of maps without an inner map template")
+        value0 = b""
+        for key, value in getattr(spec, "contents", ()) or ():
+            if mtype is MapType.ARRAY and bytes(key) == bytes(len(key)):
+                value0 = bytes(value)
+        return MapInfo(str(getattr(spec, "name", "") or where), mtype, int(spec.key_size),
+                       int(spec.value_size), int(spec.max_entries), int(getattr(spec, "flags", 0)), inner,
+                       bool(getattr(spec, "freeze", False)), value0)
+    except (AttributeError, TypeError) as err:
+        raise ValueError(str(err)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +122,11 @@ class Reg:
     """STACK: the call frame whose stack this points into."""
     subprog: int = 0
     """FUNC: the entry instruction of the function."""
+    btf_id: int = 0
+    """BTF_ID: the struct's type id in the target BTF; `btf_name` its name (for messages)."""
+    btf_name: str = ""
+    trust: int = 0
+    """BTF_ID: plain (0), trusted (1) or untrusted (2): see `bpfkit.vm.verifier.btfmem`."""
 
     @property
     def is_scalar(self) -> bool:
@@ -105,6 +148,8 @@ class Reg:
         name = self.type.value
         if self.type is RegType.MEM and self.ringbuf:
             name = "ringbuf_mem"
+        if self.type is RegType.BTF_ID:
+            name = ("ptr_", "trusted_ptr_", "untrusted_ptr_")[self.trust] + self.btf_name
         if self.rdonly:
             name = "rdonly_" + name
         if self.maybe_null:
@@ -241,6 +286,8 @@ class State:
     refs: tuple[tuple[int, int], ...] = ()
     """(reference id, instruction that acquired it) of every unreleased reference."""
     may_goto_depth: int = 0
+    rcu: bool = False
+    """Inside bpf_rcu_read_lock() (active_rcu_lock)."""
     path: PathNode | None = None
     parent: object = None
     """The last checkpoint this path passed (see `bpfkit.vm.verifier.check`)."""
@@ -256,7 +303,7 @@ class State:
         return self.frames[-1].regs
 
     def copy(self) -> State:
-        return State([f.copy() for f in self.frames], self.refs, self.may_goto_depth, self.path,
+        return State([f.copy() for f in self.frames], self.refs, self.may_goto_depth, self.rcu, self.path,
                      self.parent, list(self.hist))
 
     def add_edge(self, src: int, dst: int, kind: str) -> None:
