@@ -12,7 +12,6 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import AsmError, KernelError, VerifierError
@@ -21,12 +20,13 @@ from bpfkit.kernel.diagnose import bpf_error
 from bpfkit.kernel.fd import Fd, FdOwner
 from bpfkit.kernel.syscall import Syscalls, current
 from bpfkit.obj.spec import ProgramSpec
-from bpfkit.uapi.attr import EnableStatsAttr, ProgLoadAttr, ProgTestRunAttr
+from bpfkit.uapi.attr import ProgLoadAttr, ProgTestRunAttr
 from bpfkit.uapi.enums import AttachType, Cmd, ProgType, StatsType
 
 if TYPE_CHECKING:
     from bpfkit.kernel.proginfo import ProgramInfo as ProgramInfo
     from bpfkit.kernel.proginfo import read_info as read_info
+    from bpfkit.kernel.testrun import TestRunResult as TestRunResult
 
 DEFAULT_LOG_SIZE = 64 * 1024
 """First verifier log buffer (bytes)."""
@@ -37,18 +37,6 @@ MAX_LOG_SIZE = 64 * 1024 * 1024
 # check that failed logs its reason). EPERM/EBADF/ENOMEM come before the verifier writes anything.
 _LOG_WORTHY = frozenset({_errno.EACCES, _errno.EINVAL, _errno.E2BIG, _errno.EFAULT, _errno.ENOENT,
                          _errno.ENOTSUP, 524, _errno.ERANGE, _errno.EBUSY, _errno.EDEADLK, _errno.ELOOP})
-
-
-@dataclass(frozen=True, slots=True)
-class TestRunResult:
-    """The result of BPF_PROG_TEST_RUN: return value, output packet/context, mean run time."""
-
-    __test__ = False  # not a pytest class
-
-    retval: int
-    data_out: bytes
-    ctx_out: bytes
-    duration_ns: int
 
 
 def _prog_type(value: int) -> ProgType | int:
@@ -238,6 +226,8 @@ class Program(FdOwner):
         ctx = bytes(ctx_in) if ctx_in is not None else b""
         out_size = len(data) + 512 if data_out_size is None and data else (data_out_size or 0)
         ctx_size = len(ctx) if ctx_out_size is None else ctx_out_size
+        from bpfkit.kernel.testrun import TestRunResult
+
         for _ in range(3):
             din = ctypes.create_string_buffer(data)
             dout = ctypes.create_string_buffer(out_size)
@@ -314,6 +304,8 @@ def enable_stats(stats_type: StatsType = StatsType.RUN_TIME, sys: Syscalls | Non
     """Count run_cnt/run_time_ns of every program while the returned Fd is open (BPF_ENABLE_STATS).
     Minimum kernel: 5.8."""
     sys = sys or current()
+    from bpfkit.uapi.attr import EnableStatsAttr  # a lazy layout (uapi._attr_lazy)
+
     attr = EnableStatsAttr(type=stats_type)
     return Fd(sys.bpf(Cmd.ENABLE_STATS, attr), "bpf stats", sys)
 
@@ -381,4 +373,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(proginfo, name)
         globals()[name] = value
         return value
+    if name == "TestRunResult":  # in `bpfkit.kernel.testrun`: loading a program does not need it
+        from bpfkit.kernel.testrun import TestRunResult
+
+        globals()[name] = TestRunResult
+        return TestRunResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bpfkit.lang.rare_events import JoinEvent as JoinEvent
     from bpfkit.lang.rare_events import MapEvent as MapEvent
     from bpfkit.lang.rare_events import TimeEvent as TimeEvent
+    from bpfkit.lang.script_maps import MapInfo as MapInfo
 
 #: Name of the ring buffer map that carries every event to user space.
 EVENTS_MAP = "ringbuf"
@@ -33,25 +34,6 @@ USTACK_MAP = "__ustack"
 JOIN_MAP = "__join"
 #: join() prints at most this many array elements, each cut to STRLEN bytes (as bpftrace).
 JOIN_MAX = 16
-
-
-@dataclass(frozen=True, slots=True)
-class MapInfo:
-    """A script map: `key` is None for a scalar map (``@x``), else the key type (a tuple for several).
-
-    `lhist` holds (min, max, step) for lhist maps. `spec` is what to create.
-    """
-
-    name: str
-    key: Type | None
-    value: Type
-    spec: MapSpec
-    lhist: tuple[int, int, int] | None = None
-
-    @property
-    def display(self) -> str:
-        """The map as written: ``@name``."""
-        return "@" + self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +109,13 @@ _RARE = frozenset({"JoinEvent", "MapEvent", "TimeEvent"})
 
 
 def __getattr__(name: str) -> Any:
-    # The events few scripts send live in `bpfkit.lang.rare_events`, imported when first asked for.
+    # The events few scripts send live in `bpfkit.lang.rare_events`, imported when first asked for;
+    # `MapInfo` in `bpfkit.lang.script_maps` (a script without maps never needs it).
+    if name == "MapInfo":
+        from bpfkit.lang.script_maps import MapInfo
+
+        globals()[name] = MapInfo
+        return MapInfo
     if name in _RARE or name == "Event":
         from bpfkit.lang import rare_events
 

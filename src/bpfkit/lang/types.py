@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpfkit.lang.struct_members import StructMember as StructMember
 
 #: Bytes of every string value (bpftrace's default ``BPFTRACE_STRLEN``).
 STRLEN = 64
@@ -57,20 +61,6 @@ class Kind(enum.Enum):
 
 AGGREGATIONS = frozenset({Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG, Kind.STATS, Kind.HIST,
                           Kind.LHIST})
-
-
-@dataclass(frozen=True, slots=True)
-class StructMember:
-    """One member of a STRUCT value: `size` bytes at byte `offset` of the copy, of type `type` (an
-    integer of its own width, a pointer, a string for a char array, an ARRAY or a STRUCT); for a
-    bitfield, bits [bit_shift, bit_shift + bit_size) of those bytes."""
-
-    name: str
-    offset: int
-    size: int
-    type: Type
-    bit_shift: int = 0
-    bit_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,3 +249,14 @@ def value_size(t: Type) -> int:
     if t.kind in (Kind.MIN, Kind.MAX):
         return 16  # (value, set): a CPU's zeroed copy of a per-CPU value must not count as a sample
     return max(8, t.storage)
+
+
+def __getattr__(name: str) -> Any:
+    # `StructMember` lives in `bpfkit.lang.struct_members`, imported when first asked for (start-up of
+    # a cached script: only STRUCT values need it).
+    if name == "StructMember":
+        from bpfkit.lang.struct_members import StructMember
+
+        globals()[name] = StructMember
+        return StructMember
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

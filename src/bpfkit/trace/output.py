@@ -11,10 +11,13 @@ import re
 import struct
 import time
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bpfkit.lang.resources import MapInfo
-from bpfkit.lang.types import Kind, StructMember, Type
+from bpfkit.lang.types import Kind, Type
+
+if TYPE_CHECKING:
+    from bpfkit.lang.resources import MapInfo
+    from bpfkit.lang.types import StructMember
 
 _U64 = struct.Struct("<Q")
 _Q2 = struct.Struct("<QQ")

@@ -5,11 +5,34 @@
 One Structure per member of `union bpf_attr` (include/uapi/linux/bpf.h), named after the commands
 that use it; the kernel accepts any attr size up to its own as long as bytes it does not know are
 zero (kernel/bpf/syscall.c, bpf_check_uarg_tail_zero), so the per-command struct is what is passed.
+The layouts start-up does not need live in `_attr_lazy`, imported on first use of one of its
+names (use them from here).
 """
 
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._attr_lazy import ATTR_COMMANDS as ATTR_COMMANDS
+    from ._attr_lazy import BTF_SIZES as BTF_SIZES
+    from ._attr_lazy import BpfAttr as BpfAttr
+    from ._attr_lazy import BpfBtfInfo as BpfBtfInfo
+    from ._attr_lazy import BpfLinkInfo as BpfLinkInfo
+    from ._attr_lazy import BpfProgInfo as BpfProgInfo
+    from ._attr_lazy import BtfLoadAttr as BtfLoadAttr
+    from ._attr_lazy import EnableStatsAttr as EnableStatsAttr
+    from ._attr_lazy import IterCreateAttr as IterCreateAttr
+    from ._attr_lazy import LinkUpdateAttr as LinkUpdateAttr
+    from ._attr_lazy import MapBatchAttr as MapBatchAttr
+    from ._attr_lazy import ProgAttachAttr as ProgAttachAttr
+    from ._attr_lazy import ProgBindMapAttr as ProgBindMapAttr
+    from ._attr_lazy import ProgQueryAttr as ProgQueryAttr
+    from ._attr_lazy import ProgStreamReadAttr as ProgStreamReadAttr
+    from ._attr_lazy import RawTracepointOpenAttr as RawTracepointOpenAttr
+    from ._attr_lazy import TaskFdQueryAttr as TaskFdQueryAttr
+    from ._attr_lazy import TokenCreateAttr as TokenCreateAttr
 
 
 class MapCreateAttr(ctypes.Structure):
@@ -54,21 +77,6 @@ class MapElemAttr(ctypes.Structure):
         ('map_fd', ctypes.c_uint32),
         ('key', ctypes.c_uint64),
         ('_anon0', MapElemAttrAnon0),
-        ('flags', ctypes.c_uint64),
-    ]
-
-
-class MapBatchAttr(ctypes.Structure):
-    """bpf_attr of BPF_MAP_*_BATCH (56 bytes)."""
-
-    _fields_ = [
-        ('in_batch', ctypes.c_uint64),
-        ('out_batch', ctypes.c_uint64),
-        ('keys', ctypes.c_uint64),
-        ('values', ctypes.c_uint64),
-        ('count', ctypes.c_uint32),
-        ('map_fd', ctypes.c_uint32),
-        ('elem_flags', ctypes.c_uint64),
         ('flags', ctypes.c_uint64),
     ]
 
@@ -132,39 +140,6 @@ class ObjPinAttr(ctypes.Structure):
     ]
 
 
-class ProgAttachAttrAnon0(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('target_fd', ctypes.c_uint32),
-        ('target_ifindex', ctypes.c_uint32),
-    ]
-
-
-class ProgAttachAttrAnon1(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('relative_fd', ctypes.c_uint32),
-        ('relative_id', ctypes.c_uint32),
-    ]
-
-
-class ProgAttachAttr(ctypes.Structure):
-    """bpf_attr of BPF_PROG_ATTACH, BPF_PROG_DETACH (32 bytes)."""
-
-    _anonymous_ = ('_anon0', '_anon1')
-    _fields_ = [
-        ('_anon0', ProgAttachAttrAnon0),
-        ('attach_bpf_fd', ctypes.c_uint32),
-        ('attach_type', ctypes.c_uint32),
-        ('attach_flags', ctypes.c_uint32),
-        ('replace_bpf_fd', ctypes.c_uint32),
-        ('_anon1', ProgAttachAttrAnon1),
-        ('expected_revision', ctypes.c_uint64),
-    ]
-
-
 class ProgTestRunAttr(ctypes.Structure):
     """bpf_attr of BPF_PROG_TEST_RUN (80 bytes)."""
 
@@ -218,83 +193,6 @@ class ObjInfoAttr(ctypes.Structure):
         ('bpf_fd', ctypes.c_uint32),
         ('info_len', ctypes.c_uint32),
         ('info', ctypes.c_uint64),
-    ]
-
-
-class ProgQueryAttrAnon0(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('target_fd', ctypes.c_uint32),
-        ('target_ifindex', ctypes.c_uint32),
-    ]
-
-
-class ProgQueryAttrAnon1(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('prog_cnt', ctypes.c_uint32),
-        ('count', ctypes.c_uint32),
-    ]
-
-
-class ProgQueryAttr(ctypes.Structure):
-    """bpf_attr of BPF_PROG_QUERY (64 bytes)."""
-
-    _anonymous_ = ('_anon0', '_anon1')
-    _fields_ = [
-        ('_anon0', ProgQueryAttrAnon0),
-        ('attach_type', ctypes.c_uint32),
-        ('query_flags', ctypes.c_uint32),
-        ('attach_flags', ctypes.c_uint32),
-        ('prog_ids', ctypes.c_uint64),
-        ('_anon1', ProgQueryAttrAnon1),
-        ('prog_attach_flags', ctypes.c_uint64),
-        ('link_ids', ctypes.c_uint64),
-        ('link_attach_flags', ctypes.c_uint64),
-        ('revision', ctypes.c_uint64),
-    ]
-
-
-class RawTracepointOpenAttr(ctypes.Structure):
-    """bpf_attr of BPF_RAW_TRACEPOINT_OPEN (24 bytes)."""
-
-    _fields_ = [
-        ('name', ctypes.c_uint64),
-        ('prog_fd', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BtfLoadAttr(ctypes.Structure):
-    """bpf_attr of BPF_BTF_LOAD (40 bytes)."""
-
-    _fields_ = [
-        ('btf', ctypes.c_uint64),
-        ('btf_log_buf', ctypes.c_uint64),
-        ('btf_size', ctypes.c_uint32),
-        ('btf_log_size', ctypes.c_uint32),
-        ('btf_log_level', ctypes.c_uint32),
-        ('btf_log_true_size', ctypes.c_uint32),
-        ('btf_flags', ctypes.c_uint32),
-        ('btf_token_fd', ctypes.c_int32),
-    ]
-
-
-class TaskFdQueryAttr(ctypes.Structure):
-    """bpf_attr of BPF_TASK_FD_QUERY (48 bytes)."""
-
-    _fields_ = [
-        ('pid', ctypes.c_uint32),
-        ('fd', ctypes.c_uint32),
-        ('flags', ctypes.c_uint32),
-        ('buf_len', ctypes.c_uint32),
-        ('buf', ctypes.c_uint64),
-        ('prog_id', ctypes.c_uint32),
-        ('fd_type', ctypes.c_uint32),
-        ('probe_offset', ctypes.c_uint64),
-        ('probe_addr', ctypes.c_uint64),
     ]
 
 
@@ -467,133 +365,11 @@ class LinkCreateAttr(ctypes.Structure):
     ]
 
 
-class LinkUpdateAttrAnon0(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('new_prog_fd', ctypes.c_uint32),
-        ('new_map_fd', ctypes.c_uint32),
-    ]
-
-
-class LinkUpdateAttrAnon1(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('old_prog_fd', ctypes.c_uint32),
-        ('old_map_fd', ctypes.c_uint32),
-    ]
-
-
-class LinkUpdateAttr(ctypes.Structure):
-    """bpf_attr of BPF_LINK_UPDATE (16 bytes)."""
-
-    _anonymous_ = ('_anon0', '_anon1')
-    _fields_ = [
-        ('link_fd', ctypes.c_uint32),
-        ('_anon0', LinkUpdateAttrAnon0),
-        ('flags', ctypes.c_uint32),
-        ('_anon1', LinkUpdateAttrAnon1),
-    ]
-
-
 class LinkDetachAttr(ctypes.Structure):
     """bpf_attr of BPF_LINK_DETACH (4 bytes)."""
 
     _fields_ = [
         ('link_fd', ctypes.c_uint32),
-    ]
-
-
-class EnableStatsAttr(ctypes.Structure):
-    """bpf_attr of BPF_ENABLE_STATS (4 bytes)."""
-
-    _fields_ = [
-        ('type', ctypes.c_uint32),
-    ]
-
-
-class IterCreateAttr(ctypes.Structure):
-    """bpf_attr of BPF_ITER_CREATE (8 bytes)."""
-
-    _fields_ = [
-        ('link_fd', ctypes.c_uint32),
-        ('flags', ctypes.c_uint32),
-    ]
-
-
-class ProgBindMapAttr(ctypes.Structure):
-    """bpf_attr of BPF_PROG_BIND_MAP (12 bytes)."""
-
-    _fields_ = [
-        ('prog_fd', ctypes.c_uint32),
-        ('map_fd', ctypes.c_uint32),
-        ('flags', ctypes.c_uint32),
-    ]
-
-
-class TokenCreateAttr(ctypes.Structure):
-    """bpf_attr of BPF_TOKEN_CREATE (8 bytes)."""
-
-    _fields_ = [
-        ('flags', ctypes.c_uint32),
-        ('bpffs_fd', ctypes.c_uint32),
-    ]
-
-
-class ProgStreamReadAttr(ctypes.Structure):
-    """bpf_attr of BPF_PROG_STREAM_READ_BY_FD (24 bytes)."""
-
-    _fields_ = [
-        ('stream_buf', ctypes.c_uint64),
-        ('stream_buf_len', ctypes.c_uint32),
-        ('stream_id', ctypes.c_uint32),
-        ('prog_fd', ctypes.c_uint32),
-    ]
-
-
-class BpfProgInfo(ctypes.Structure):
-    """`struct bpf_prog_info` (232 bytes)."""
-
-    _fields_ = [
-        ('type', ctypes.c_uint32),
-        ('id', ctypes.c_uint32),
-        ('tag', (ctypes.c_uint8 * 8)),
-        ('jited_prog_len', ctypes.c_uint32),
-        ('xlated_prog_len', ctypes.c_uint32),
-        ('jited_prog_insns', ctypes.c_uint64),
-        ('xlated_prog_insns', ctypes.c_uint64),
-        ('load_time', ctypes.c_uint64),
-        ('created_by_uid', ctypes.c_uint32),
-        ('nr_map_ids', ctypes.c_uint32),
-        ('map_ids', ctypes.c_uint64),
-        ('name', (ctypes.c_char * 16)),
-        ('ifindex', ctypes.c_uint32),
-        ('gpl_compatible', ctypes.c_uint32, 1),
-        ('netns_dev', ctypes.c_uint64),
-        ('netns_ino', ctypes.c_uint64),
-        ('nr_jited_ksyms', ctypes.c_uint32),
-        ('nr_jited_func_lens', ctypes.c_uint32),
-        ('jited_ksyms', ctypes.c_uint64),
-        ('jited_func_lens', ctypes.c_uint64),
-        ('btf_id', ctypes.c_uint32),
-        ('func_info_rec_size', ctypes.c_uint32),
-        ('func_info', ctypes.c_uint64),
-        ('nr_func_info', ctypes.c_uint32),
-        ('nr_line_info', ctypes.c_uint32),
-        ('line_info', ctypes.c_uint64),
-        ('jited_line_info', ctypes.c_uint64),
-        ('nr_jited_line_info', ctypes.c_uint32),
-        ('line_info_rec_size', ctypes.c_uint32),
-        ('jited_line_info_rec_size', ctypes.c_uint32),
-        ('nr_prog_tags', ctypes.c_uint32),
-        ('prog_tags', ctypes.c_uint64),
-        ('run_time_ns', ctypes.c_uint64),
-        ('run_cnt', ctypes.c_uint64),
-        ('recursion_misses', ctypes.c_uint64),
-        ('verified_insns', ctypes.c_uint32),
-        ('attach_btf_obj_id', ctypes.c_uint32),
-        ('attach_btf_id', ctypes.c_uint32),
     ]
 
 
@@ -619,293 +395,6 @@ class BpfMapInfo(ctypes.Structure):
         ('map_extra', ctypes.c_uint64),
         ('hash', ctypes.c_uint64),
         ('hash_size', ctypes.c_uint32),
-    ]
-
-
-class BpfBtfInfo(ctypes.Structure):
-    """`struct bpf_btf_info` (32 bytes)."""
-
-    _fields_ = [
-        ('btf', ctypes.c_uint64),
-        ('btf_size', ctypes.c_uint32),
-        ('id', ctypes.c_uint32),
-        ('name', ctypes.c_uint64),
-        ('name_len', ctypes.c_uint32),
-        ('kernel_btf', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0RawTracepoint(ctypes.Structure):
-    """`struct anonymous` (24 bytes)."""
-
-    _fields_ = [
-        ('tp_name', ctypes.c_uint64),
-        ('tp_name_len', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0Tracing(ctypes.Structure):
-    """`struct anonymous` (24 bytes)."""
-
-    _fields_ = [
-        ('attach_type', ctypes.c_uint32),
-        ('target_obj_id', ctypes.c_uint32),
-        ('target_btf_id', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0Cgroup(ctypes.Structure):
-    """`struct anonymous` (16 bytes)."""
-
-    _fields_ = [
-        ('cgroup_id', ctypes.c_uint64),
-        ('attach_type', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0IterAnon0Map(ctypes.Structure):
-    """`struct anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('map_id', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0IterAnon0(ctypes.Union):
-    """`union anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('map', BpfLinkInfoAnon0IterAnon0Map),
-    ]
-
-
-class BpfLinkInfoAnon0IterAnon1Cgroup(ctypes.Structure):
-    """`struct anonymous` (16 bytes)."""
-
-    _fields_ = [
-        ('cgroup_id', ctypes.c_uint64),
-        ('order', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0IterAnon1Task(ctypes.Structure):
-    """`struct anonymous` (8 bytes)."""
-
-    _fields_ = [
-        ('tid', ctypes.c_uint32),
-        ('pid', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0IterAnon1(ctypes.Union):
-    """`union anonymous` (16 bytes)."""
-
-    _fields_ = [
-        ('cgroup', BpfLinkInfoAnon0IterAnon1Cgroup),
-        ('task', BpfLinkInfoAnon0IterAnon1Task),
-    ]
-
-
-class BpfLinkInfoAnon0Iter(ctypes.Structure):
-    """`struct anonymous` (32 bytes)."""
-
-    _anonymous_ = ('_anon0', '_anon1')
-    _fields_ = [
-        ('target_name', ctypes.c_uint64),
-        ('target_name_len', ctypes.c_uint32),
-        ('_anon0', BpfLinkInfoAnon0IterAnon0),
-        ('_anon1', BpfLinkInfoAnon0IterAnon1),
-    ]
-
-
-class BpfLinkInfoAnon0Netns(ctypes.Structure):
-    """`struct anonymous` (8 bytes)."""
-
-    _fields_ = [
-        ('netns_ino', ctypes.c_uint32),
-        ('attach_type', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0Xdp(ctypes.Structure):
-    """`struct anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('ifindex', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0StructOps(ctypes.Structure):
-    """`struct anonymous` (4 bytes)."""
-
-    _fields_ = [
-        ('map_id', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0Netfilter(ctypes.Structure):
-    """`struct anonymous` (16 bytes)."""
-
-    _fields_ = [
-        ('pf', ctypes.c_uint32),
-        ('hooknum', ctypes.c_uint32),
-        ('priority', ctypes.c_int32),
-        ('flags', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0KprobeMulti(ctypes.Structure):
-    """`struct anonymous` (32 bytes)."""
-
-    _fields_ = [
-        ('addrs', ctypes.c_uint64),
-        ('count', ctypes.c_uint32),
-        ('flags', ctypes.c_uint32),
-        ('missed', ctypes.c_uint64),
-        ('cookies', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0UprobeMulti(ctypes.Structure):
-    """`struct anonymous` (48 bytes)."""
-
-    _fields_ = [
-        ('path', ctypes.c_uint64),
-        ('offsets', ctypes.c_uint64),
-        ('ref_ctr_offsets', ctypes.c_uint64),
-        ('cookies', ctypes.c_uint64),
-        ('path_size', ctypes.c_uint32),
-        ('count', ctypes.c_uint32),
-        ('flags', ctypes.c_uint32),
-        ('pid', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEventAnon0Uprobe(ctypes.Structure):
-    """`struct anonymous` (32 bytes)."""
-
-    _fields_ = [
-        ('file_name', ctypes.c_uint64),
-        ('name_len', ctypes.c_uint32),
-        ('offset', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-        ('ref_ctr_offset', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEventAnon0Kprobe(ctypes.Structure):
-    """`struct anonymous` (40 bytes)."""
-
-    _fields_ = [
-        ('func_name', ctypes.c_uint64),
-        ('name_len', ctypes.c_uint32),
-        ('offset', ctypes.c_uint32),
-        ('addr', ctypes.c_uint64),
-        ('missed', ctypes.c_uint64),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEventAnon0Tracepoint(ctypes.Structure):
-    """`struct anonymous` (24 bytes)."""
-
-    _fields_ = [
-        ('tp_name', ctypes.c_uint64),
-        ('name_len', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEventAnon0Event(ctypes.Structure):
-    """`struct anonymous` (24 bytes)."""
-
-    _fields_ = [
-        ('config', ctypes.c_uint64),
-        ('type', ctypes.c_uint32),
-        ('cookie', ctypes.c_uint64),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEventAnon0(ctypes.Union):
-    """`union anonymous` (40 bytes)."""
-
-    _fields_ = [
-        ('uprobe', BpfLinkInfoAnon0PerfEventAnon0Uprobe),
-        ('kprobe', BpfLinkInfoAnon0PerfEventAnon0Kprobe),
-        ('tracepoint', BpfLinkInfoAnon0PerfEventAnon0Tracepoint),
-        ('event', BpfLinkInfoAnon0PerfEventAnon0Event),
-    ]
-
-
-class BpfLinkInfoAnon0PerfEvent(ctypes.Structure):
-    """`struct anonymous` (48 bytes)."""
-
-    _anonymous_ = ('_anon0',)
-    _fields_ = [
-        ('type', ctypes.c_uint32),
-        ('_anon0', BpfLinkInfoAnon0PerfEventAnon0),
-    ]
-
-
-class BpfLinkInfoAnon0Tcx(ctypes.Structure):
-    """`struct anonymous` (8 bytes)."""
-
-    _fields_ = [
-        ('ifindex', ctypes.c_uint32),
-        ('attach_type', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0Netkit(ctypes.Structure):
-    """`struct anonymous` (8 bytes)."""
-
-    _fields_ = [
-        ('ifindex', ctypes.c_uint32),
-        ('attach_type', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0Sockmap(ctypes.Structure):
-    """`struct anonymous` (8 bytes)."""
-
-    _fields_ = [
-        ('map_id', ctypes.c_uint32),
-        ('attach_type', ctypes.c_uint32),
-    ]
-
-
-class BpfLinkInfoAnon0(ctypes.Union):
-    """`union anonymous` (48 bytes)."""
-
-    _fields_ = [
-        ('raw_tracepoint', BpfLinkInfoAnon0RawTracepoint),
-        ('tracing', BpfLinkInfoAnon0Tracing),
-        ('cgroup', BpfLinkInfoAnon0Cgroup),
-        ('iter', BpfLinkInfoAnon0Iter),
-        ('netns', BpfLinkInfoAnon0Netns),
-        ('xdp', BpfLinkInfoAnon0Xdp),
-        ('struct_ops', BpfLinkInfoAnon0StructOps),
-        ('netfilter', BpfLinkInfoAnon0Netfilter),
-        ('kprobe_multi', BpfLinkInfoAnon0KprobeMulti),
-        ('uprobe_multi', BpfLinkInfoAnon0UprobeMulti),
-        ('perf_event', BpfLinkInfoAnon0PerfEvent),
-        ('tcx', BpfLinkInfoAnon0Tcx),
-        ('netkit', BpfLinkInfoAnon0Netkit),
-        ('sockmap', BpfLinkInfoAnon0Sockmap),
-    ]
-
-
-class BpfLinkInfo(ctypes.Structure):
-    """`struct bpf_link_info` (64 bytes)."""
-
-    _anonymous_ = ('_anon0',)
-    _fields_ = [
-        ('type', ctypes.c_uint32),
-        ('id', ctypes.c_uint32),
-        ('prog_id', ctypes.c_uint32),
-        ('_anon0', BpfLinkInfoAnon0),
     ]
 
 
@@ -1038,85 +527,39 @@ class PerfEventAttr(ctypes.Structure):
     ]
 
 
-class BpfAttr(ctypes.Union):
-    """`union bpf_attr` (168 bytes): every command's layout at offset 0."""
-
-    _fields_ = [
-        ('map_create', MapCreateAttr),
-        ('map_elem', MapElemAttr),
-        ('map_batch', MapBatchAttr),
-        ('prog_load', ProgLoadAttr),
-        ('obj_pin', ObjPinAttr),
-        ('prog_attach', ProgAttachAttr),
-        ('prog_test_run', ProgTestRunAttr),
-        ('get_id', GetIdAttr),
-        ('obj_info', ObjInfoAttr),
-        ('prog_query', ProgQueryAttr),
-        ('raw_tracepoint_open', RawTracepointOpenAttr),
-        ('btf_load', BtfLoadAttr),
-        ('task_fd_query', TaskFdQueryAttr),
-        ('link_create', LinkCreateAttr),
-        ('link_update', LinkUpdateAttr),
-        ('link_detach', LinkDetachAttr),
-        ('enable_stats', EnableStatsAttr),
-        ('iter_create', IterCreateAttr),
-        ('prog_bind_map', ProgBindMapAttr),
-        ('token_create', TokenCreateAttr),
-        ('prog_stream_read', ProgStreamReadAttr),
-    ]
+_LAZY = frozenset({
+    'ATTR_COMMANDS',
+    'BTF_SIZES',
+    'BpfAttr',
+    'BpfBtfInfo',
+    'BpfLinkInfo',
+    'BpfProgInfo',
+    'BtfLoadAttr',
+    'EnableStatsAttr',
+    'IterCreateAttr',
+    'LinkUpdateAttr',
+    'MapBatchAttr',
+    'ProgAttachAttr',
+    'ProgBindMapAttr',
+    'ProgQueryAttr',
+    'ProgStreamReadAttr',
+    'RawTracepointOpenAttr',
+    'TaskFdQueryAttr',
+    'TokenCreateAttr',
+})
+"""The names defined in `_attr_lazy`."""
 
 
-#: The bpf commands that use each attr layout (documentation and tests).
-ATTR_COMMANDS: dict[type[ctypes.Structure], str] = {
-    MapCreateAttr: 'BPF_MAP_CREATE',
-    MapElemAttr: 'BPF_MAP_{LOOKUP,UPDATE,DELETE}_ELEM, *_NEXT_KEY, *_AND_DELETE_ELEM, FREEZE',
-    MapBatchAttr: 'BPF_MAP_*_BATCH',
-    ProgLoadAttr: 'BPF_PROG_LOAD',
-    ObjPinAttr: 'BPF_OBJ_PIN, BPF_OBJ_GET',
-    ProgAttachAttr: 'BPF_PROG_ATTACH, BPF_PROG_DETACH',
-    ProgTestRunAttr: 'BPF_PROG_TEST_RUN',
-    GetIdAttr: 'BPF_*_GET_NEXT_ID, BPF_*_GET_FD_BY_ID',
-    ObjInfoAttr: 'BPF_OBJ_GET_INFO_BY_FD',
-    ProgQueryAttr: 'BPF_PROG_QUERY',
-    RawTracepointOpenAttr: 'BPF_RAW_TRACEPOINT_OPEN',
-    BtfLoadAttr: 'BPF_BTF_LOAD',
-    TaskFdQueryAttr: 'BPF_TASK_FD_QUERY',
-    LinkCreateAttr: 'BPF_LINK_CREATE',
-    LinkUpdateAttr: 'BPF_LINK_UPDATE',
-    LinkDetachAttr: 'BPF_LINK_DETACH',
-    EnableStatsAttr: 'BPF_ENABLE_STATS',
-    IterCreateAttr: 'BPF_ITER_CREATE',
-    ProgBindMapAttr: 'BPF_PROG_BIND_MAP',
-    TokenCreateAttr: 'BPF_TOKEN_CREATE',
-    ProgStreamReadAttr: 'BPF_PROG_STREAM_READ_BY_FD',
-}
+def __getattr__(name: str) -> Any:
+    """Import a name of `_LAZY` from `_attr_lazy` on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _attr_lazy
 
-#: Layout sizes (bytes) as the generating kernel's BTF has them.
-BTF_SIZES: dict[str, int] = {
-    'MapCreateAttr': 96,
-    'MapElemAttr': 32,
-    'MapBatchAttr': 56,
-    'ProgLoadAttr': 168,
-    'ObjPinAttr': 24,
-    'ProgAttachAttr': 32,
-    'ProgTestRunAttr': 80,
-    'GetIdAttr': 16,
-    'ObjInfoAttr': 16,
-    'ProgQueryAttr': 64,
-    'RawTracepointOpenAttr': 24,
-    'BtfLoadAttr': 40,
-    'TaskFdQueryAttr': 48,
-    'LinkCreateAttr': 64,
-    'LinkUpdateAttr': 16,
-    'LinkDetachAttr': 4,
-    'EnableStatsAttr': 4,
-    'IterCreateAttr': 8,
-    'ProgBindMapAttr': 12,
-    'TokenCreateAttr': 8,
-    'ProgStreamReadAttr': 24,
-    'BpfProgInfo': 232,
-    'BpfMapInfo': 104,
-    'BpfBtfInfo': 32,
-    'BpfLinkInfo': 64,
-    'PerfEventAttr': 136,
-}
+    value = getattr(_attr_lazy, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

@@ -5,7 +5,8 @@ Hand-written: the event types, the generic hardware and software event ids, the 
 share) and perf_event_open(2)'s flags. The constants of reading a perf event's ring buffer (sample
 flags, record types, ``struct perf_event_mmap_page`` and ``struct perf_event_header`` layouts) live in
 `perf_ring`, re-exported here and imported on first use: attaching does not read the ring, and start-up
-is a hot path.
+is a hot path. So do the generic hardware and software event ids (`perf_ids`): attaching to a tracepoint
+or a uprobe does not name them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ._cenum import CEnum, CFlag, c_source
 
 if TYPE_CHECKING:
+    from .perf_ids import PerfHwId as PerfHwId
+    from .perf_ids import PerfSwId as PerfSwId
     from .perf_ring import PERF_EVENT_HEADER as PERF_EVENT_HEADER
     from .perf_ring import PerfMmapPage as PerfMmapPage
     from .perf_ring import PerfRecordType as PerfRecordType
@@ -46,46 +49,6 @@ class PerfType(CEnum):
     HW_CACHE = 3  # PERF_TYPE_HW_CACHE
     RAW = 4  # PERF_TYPE_RAW
     BREAKPOINT = 5  # PERF_TYPE_BREAKPOINT
-
-
-@c_source("perf_hw_id", "PERF_COUNT_HW_")
-class PerfHwId(CEnum):
-    """Generic hardware events (config of PERF_TYPE_HARDWARE).
-
-    C: enum perf_hw_id, names PERF_COUNT_HW_*.
-    """
-
-    CPU_CYCLES = 0  # PERF_COUNT_HW_CPU_CYCLES
-    INSTRUCTIONS = 1  # PERF_COUNT_HW_INSTRUCTIONS
-    CACHE_REFERENCES = 2  # PERF_COUNT_HW_CACHE_REFERENCES
-    CACHE_MISSES = 3  # PERF_COUNT_HW_CACHE_MISSES
-    BRANCH_INSTRUCTIONS = 4  # PERF_COUNT_HW_BRANCH_INSTRUCTIONS
-    BRANCH_MISSES = 5  # PERF_COUNT_HW_BRANCH_MISSES
-    BUS_CYCLES = 6  # PERF_COUNT_HW_BUS_CYCLES
-    STALLED_CYCLES_FRONTEND = 7  # PERF_COUNT_HW_STALLED_CYCLES_FRONTEND
-    STALLED_CYCLES_BACKEND = 8  # PERF_COUNT_HW_STALLED_CYCLES_BACKEND
-    REF_CPU_CYCLES = 9  # PERF_COUNT_HW_REF_CPU_CYCLES
-
-
-@c_source("perf_sw_ids", "PERF_COUNT_SW_")
-class PerfSwId(CEnum):
-    """Software events (config of PERF_TYPE_SOFTWARE).
-
-    C: enum perf_sw_ids, names PERF_COUNT_SW_*.
-    """
-
-    CPU_CLOCK = 0  # PERF_COUNT_SW_CPU_CLOCK
-    TASK_CLOCK = 1  # PERF_COUNT_SW_TASK_CLOCK
-    PAGE_FAULTS = 2  # PERF_COUNT_SW_PAGE_FAULTS
-    CONTEXT_SWITCHES = 3  # PERF_COUNT_SW_CONTEXT_SWITCHES
-    CPU_MIGRATIONS = 4  # PERF_COUNT_SW_CPU_MIGRATIONS
-    PAGE_FAULTS_MIN = 5  # PERF_COUNT_SW_PAGE_FAULTS_MIN
-    PAGE_FAULTS_MAJ = 6  # PERF_COUNT_SW_PAGE_FAULTS_MAJ
-    ALIGNMENT_FAULTS = 7  # PERF_COUNT_SW_ALIGNMENT_FAULTS
-    EMULATION_FAULTS = 8  # PERF_COUNT_SW_EMULATION_FAULTS
-    DUMMY = 9  # PERF_COUNT_SW_DUMMY
-    BPF_OUTPUT = 10  # PERF_COUNT_SW_BPF_OUTPUT
-    CGROUP_SWITCHES = 11  # PERF_COUNT_SW_CGROUP_SWITCHES
 
 
 @c_source(None, "PERF_EVENT_IOC_")
@@ -125,7 +88,14 @@ _RING = frozenset({"PERF_EVENT_HEADER", "PerfMmapPage", "PerfRecordType", "PerfS
 
 
 def __getattr__(name: str) -> Any:
-    """Import the ring buffer's constants (`_RING`) from `perf_ring` on first use."""
+    """Import the ring buffer's constants (`_RING`) from `perf_ring`, the event ids from `perf_ids`,
+    on first use."""
+    if name in ("PerfHwId", "PerfSwId"):
+        from . import perf_ids
+
+        value = getattr(perf_ids, name)
+        globals()[name] = value
+        return value
     if name in _RING:
         from . import perf_ring
 

@@ -96,6 +96,11 @@ def loaded_cached() -> set[str]:
     "bpfkit.uapi.flags",     # flag classes of prog attach, link update and prog load
     "bpfkit.kernel.links",   # bpf_link_info decoders: read only when asked for a link's info
     "bpfkit.kernel.proginfo",  # bpf_prog_info: read only when asked for a program's info
+    "bpfkit.kernel.testrun",   # TestRunResult: only BEGIN and END probes are test-run
+    "bpfkit.uapi._attr_lazy",  # bpf_attr layouts of commands start-up never sends, the info structs
+    "bpfkit.uapi.perf_ids",    # hardware/software event ids: only profile:/software:/hardware: probes
+    "bpfkit.lang.struct_members",  # StructMember: only scripts copying kernel structs
+    "bpfkit.lang.script_maps",     # MapInfo: a script without maps (the benchmark's) never needs it
     "bpfkit.trace.child",    # only with -c
     "json",                  # only with -f json
 ])

@@ -10,10 +10,10 @@ interrupted script does not leave probes behind.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import ctypes
 import os
-import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +25,7 @@ from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
 from bpfkit.kernel.fd import Fd
 from bpfkit.kernel.syscall import Syscalls, current
-from bpfkit.uapi.attr import LinkCreateAttr, LinkDetachAttr, LinkUpdateAttr
+from bpfkit.uapi.attr import LinkCreateAttr, LinkDetachAttr
 from bpfkit.uapi.enums import AttachType, Cmd
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class _Registry:
 
     def __init__(self) -> None:
         self._links: weakref.WeakSet[AttachedLink] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        # threading.Lock is this function; importing `threading` for it alone costs start-up time.
+        self._lock = _thread.allocate_lock()
         self._hooked = False
 
     def add(self, link: AttachedLink) -> None:
@@ -250,6 +251,8 @@ class AttachedLink:
         """Run `program` instead of the current one, atomically (BPF_LINK_UPDATE); with `old_program`,
         only if that one is still attached (BPF_F_REPLACE). Minimum kernel: 5.7."""
         fd = self._require_link("update")
+        from bpfkit.uapi.attr import LinkUpdateAttr  # a lazy layout (uapi._attr_lazy): start-up is a hot path
+
         attr = LinkUpdateAttr(link_fd=fd.fileno(), new_prog_fd=fileno_of(program))
         if old_program is not None:
             from bpfkit.uapi.flags import AttachFlags  # flag classes cost start-up; few links need it

@@ -28,7 +28,7 @@ from bpfkit.kernel.fd import Fd
 from bpfkit.kernel.syscall import Syscalls
 from bpfkit.uapi.attr import LinkCreateAttr, PerfEventAttr
 from bpfkit.uapi.enums import AttachType
-from bpfkit.uapi.perf import PerfEventIoc, PerfFlag, PerfHwId, PerfSwId, PerfType
+from bpfkit.uapi.perf import PerfEventIoc, PerfFlag, PerfType
 
 PERF_FLAG_FD_CLOEXEC = int(PerfFlag.FD_CLOEXEC)
 """The flag every event is opened with: its fd does not leak into children (bpfkit trace -c, system())."""
@@ -149,6 +149,8 @@ def event_attr(event_type: PerfType | int, config: int, *, sample_period: int = 
 
 
 def _event_name(event_type: PerfType | int, config: int) -> str:
+    from bpfkit.uapi.perf import PerfHwId, PerfSwId  # uapi.perf_ids: a tracepoint never needs them
+
     try:
         if event_type == PerfType.SOFTWARE:
             return f"software:{PerfSwId(config).name.lower()}"
@@ -192,6 +194,8 @@ def attach_perf_event(program: Any, event_type: PerfType | int, config: int, *, 
 
 def probe_hardware_events() -> str | None:
     """Why hardware perf events cannot be used here (None when a hardware counter opens)."""
+    from bpfkit.uapi.perf import PerfHwId
+
     attr = event_attr(PerfType.HARDWARE, PerfHwId.CPU_CYCLES, sample_period=1_000_000, disabled=True)
     try:
         open_perf_event(attr, pid=0, cpu=-1, what="hardware cpu cycles").close()

@@ -1,0 +1,21 @@
+"""The result of BPF_PROG_TEST_RUN (re-exported by `bpfkit.kernel.programs`; use it from there).
+
+A module of its own because `bpfkit trace` test-runs only the programs of BEGIN and END probes, and each
+dataclass created is a measurable share of its start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TestRunResult:
+    """The result of BPF_PROG_TEST_RUN: return value, output packet/context, mean run time."""
+
+    __test__ = False  # not a pytest class
+
+    retval: int
+    data_out: bytes
+    ctx_out: bytes
+    duration_ns: int
