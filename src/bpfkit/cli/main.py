@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from bpfkit.cli.helpformat import HelpFormatter
 from bpfkit.errors import BpfkitError
 
 COMMANDS: dict[str, str] = {
@@ -44,7 +45,8 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command`'s module alone, or (None / unknown word) for every command."""
     parser = argparse.ArgumentParser(prog="bpfkit", description="eBPF for Python: assemble, load, attach, "
-                                     "trace and run eBPF programs, in the kernel or in a userspace VM.")
+                                     "trace and run eBPF programs, in the kernel or in a userspace VM.",
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
     for name in modules:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bpfkit.cli.helpformat import HelpFormatter
 from bpfkit.errors import BpfkitError, CompileError
 from bpfkit.kernel.cpus import online_cpus
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trace", help="run a bpftrace-compatible script (bpftrace's flags)",
-                       description="Run a bpftrace-compatible tracing script.")
+                       description="Run a bpftrace-compatible tracing script.", formatter_class=HelpFormatter)
     p.add_argument("-e", dest="expr", metavar="PROGRAM", help="the program text")
     p.add_argument("-l", dest="list", action="store_true", help="list probes (optionally matching a pattern)")
     p.add_argument("-v", dest="verbose", action="store_true", help="verbose: with -l, tracepoint arguments")
