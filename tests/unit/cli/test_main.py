@@ -35,7 +35,8 @@ def test_running_a_command_imports_only_its_module() -> None:
              "try:\n    main(['asm', '-h'])\nexcept SystemExit:\n    pass\n"
              "print(sorted(m for m in sys.modules if m.startswith('bpfkit.cli.')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "['bpfkit.cli.helpformat', 'bpfkit.cli.isa_cmds', 'bpfkit.cli.main']"
+    loaded = "['bpfkit.cli.helpformat', 'bpfkit.cli.isa_cmds', 'bpfkit.cli.main']"
+    assert out.stdout.strip().splitlines()[-1] == loaded
 
 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
