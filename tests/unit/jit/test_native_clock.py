@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -19,32 +18,14 @@ from bpfkit.uapi.enums import Helper
 from bpfkit.uapi.insn import Reg
 from bpfkit.vm import Vm
 from bpfkit.vm.jit import CodeBuffer, jit_supported, native_clock
-from bpfkit.vm.jit.runner import JitRun
 from bpfkit.vm.jit.x86 import Alu, Asm, Gp, Mem
+
+from .dispatch_counter import PythonCalls
 
 R = Reg
 TICK = native_clock.COARSE_TICK_NS
 
 pytestmark = pytest.mark.skipif(jit_supported() is not None, reason=f"no JIT here: {jit_supported()}")
-
-
-class PythonCalls:
-    """Counts helper calls that reach the JIT's Python dispatcher."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = JitRun.helper
-
-        def counting(run: JitRun, *args: Any) -> int:
-            self.count += 1
-            return original(run, *args)
-
-        monkeypatch.setattr(JitRun, "helper", counting)
-
-
-@pytest.fixture
-def python_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[PythonCalls]:
-    yield PythonCalls(monkeypatch)
 
 
 def boottime_ns() -> int:

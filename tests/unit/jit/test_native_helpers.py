@@ -6,7 +6,7 @@ Python and still agree."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,33 +18,15 @@ from bpfkit.uapi.enums import Helper, MapType
 from bpfkit.uapi.insn import AtomicOp, PseudoSrc, Reg
 from bpfkit.vm import Vm
 from bpfkit.vm.jit import JitOptions, jit_supported, set_options
-from bpfkit.vm.jit.runner import JitRun
 from bpfkit.vm.maps import VmMap
+
+from .dispatch_counter import PythonCalls
 
 R = Reg
 U64 = (1 << 64) - 1
 EEXIST, ENOENT, E2BIG, EINVAL = 17, 2, 7, 22
 
 pytestmark = pytest.mark.skipif(jit_supported() is not None, reason=f"no JIT here: {jit_supported()}")
-
-
-class PythonCalls:
-    """Counts helper calls that reach the JIT's Python dispatcher."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        original = JitRun.helper
-
-        def counting(run: JitRun, *args: Any) -> int:
-            self.count += 1
-            return original(run, *args)
-
-        monkeypatch.setattr(JitRun, "helper", counting)
-
-
-@pytest.fixture
-def python_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[PythonCalls]:
-    yield PythonCalls(monkeypatch)
 
 
 def u32(n: int) -> bytes:
