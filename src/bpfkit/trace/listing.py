@@ -26,11 +26,11 @@ def is_user_pattern(pattern: str | None) -> bool:
 
 def _binaries(spec: str) -> list[str]:
     """The files `spec` names, as bpftrace prints them."""
-    from bpfkit.kernel.attach.elfsyms import LIBRARY_DIRS, find_binary
+    from bpfkit.kernel.attach.elfsyms import LIBRARY_DIRS, find_binary, is_elf_file
 
     if any(c in spec for c in _WILD):
         return sorted(p for p in glob.glob(spec)
-                      if os.path.isfile(p) and os.access(p, os.X_OK) and _is_elf(p))
+                      if os.path.isfile(p) and os.access(p, os.X_OK) and is_elf_file(p))
     if "/" in spec:
         if not os.path.isfile(spec):
             raise BpfkitError(f"uprobe target file '{spec}' does not exist or is not executable")
@@ -43,18 +43,11 @@ def _binaries(spec: str) -> list[str]:
     return [found]
 
 
-def _is_elf(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
 def debug_file(path: str) -> str | None:
     """The separate debug-symbol file of `path` (``/usr/lib/debug/.build-id/ab/cdef....debug``, found by
     the GNU build id note), or None."""
     from bpfkit.elf.symbols import read_image
+    from bpfkit.kernel.attach.elfsyms import is_elf_file
 
     note = read_image(path).sections.get(".note.gnu.build-id")
     if note is None:
@@ -74,7 +67,7 @@ def debug_file(path: str) -> str | None:
     if len(build_id) < 4:
         return None
     candidate = f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug"
-    return candidate if _is_elf(candidate) else None
+    return candidate if is_elf_file(candidate) else None
 
 
 def _function_names(path: str) -> set[str]:

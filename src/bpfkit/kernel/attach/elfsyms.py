@@ -35,7 +35,7 @@ def _maps_paths(pid: int) -> Iterator[str]:
         return
 
 
-def _is_elf(path: Path) -> bool:
+def is_elf_file(path: str | Path) -> bool:
     """A regular ELF file (not a linker script such as /usr/lib/x86_64-linux-gnu/libc.so)."""
     try:
         with open(path, "rb") as f:
@@ -62,12 +62,12 @@ def find_binary(name: str, pid: int | None = None) -> str:
     for d in dirs:
         for c in candidates:
             p = Path(d) / c
-            if _is_elf(p):
+            if is_elf_file(p):
                 return os.path.realpath(p)
         if ".so" not in name:
             try:
                 for entry in sorted(os.listdir(d)):
-                    if entry.startswith((f"{name}.so.", f"lib{name}.so.")) and _is_elf(Path(d) / entry):
+                    if entry.startswith((f"{name}.so.", f"lib{name}.so.")) and is_elf_file(Path(d) / entry):
                         return os.path.realpath(Path(d) / entry)
             except OSError:
                 continue
