@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Mount:
-    """One line of /proc/self/mountinfo: mount point, file system type, source."""
+    """One line of /proc/self/mountinfo: mount point, file system type, source, super options."""
 
     mount_point: str
     fstype: str
     source: str
+    options: str = ""
+    """The super block's options (comma separated), e.g. a cgroup v1 hierarchy's controllers."""
 
 
 def _unescape(field: str) -> str:
@@ -36,7 +38,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
         fields, tail = left.split(), right.split()
         if not sep or len(fields) < 5 or len(tail) < 2:
             continue
-        mounts.append(Mount(_unescape(fields[4]), tail[0], _unescape(tail[1])))
+        mounts.append(Mount(_unescape(fields[4]), tail[0], _unescape(tail[1]),
+                            tail[2] if len(tail) > 2 else ""))
     return mounts
 
 

@@ -11,21 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 
-_MOUNTINFO = "/proc/self/mountinfo"
 _found: dict[tuple[str, int], str] = {}
-
-
-def _unescape(field: str) -> str:
-    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def _controllers() -> set[str]:
@@ -38,28 +24,20 @@ def _controllers() -> set[str]:
 
 def hierarchies(mountinfo: str | None = None) -> list[tuple[str, str]]:
     """(name, mount point) of each cgroup hierarchy, in bpftrace's order."""
-    if mountinfo is None:
-        try:
-            with open(_MOUNTINFO) as f:
-                mountinfo = f.read()
-        except OSError:
-            return []
+    from bpfkit.kernel.mounts import mounts, parse_mountinfo
+
+    table = mounts() if mountinfo is None else parse_mountinfo(mountinfo)
     known = _controllers()
     v2: list[tuple[str, str]] = []
     v1: dict[str, str] = {}
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or len(tail) < 3:
-            continue
-        point = _unescape(fields[4])
-        if tail[0] == "cgroup2":
-            v2.append(("unified", point))
-        elif tail[0] == "cgroup":
-            opts = tail[2].split(",")
+    for m in table:
+        if m.fstype == "cgroup2":
+            v2.append(("unified", m.mount_point))
+        elif m.fstype == "cgroup":
+            opts = m.options.split(",")
             names = [o for o in opts if o in known] + [o[5:] for o in opts if o.startswith("name=")]
             if names:
-                v1.setdefault(",".join(names), point)
+                v1.setdefault(",".join(names), m.mount_point)
     return v2[:1] + sorted(v1.items())
 
 

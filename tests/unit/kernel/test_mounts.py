@@ -27,7 +27,7 @@ def test_parse_mountinfo() -> None:
     table = mounts.parse_mountinfo(MOUNTINFO)
     points = [m.mount_point for m in table]
     assert points == ["/proc", "/", "/sys/fs/bpf", "/mnt/my pins", "/sys/kernel/debug"]
-    assert table[3] == mounts.Mount("/mnt/my pins", "bpf", "none")
+    assert table[3] == mounts.Mount("/mnt/my pins", "bpf", "none", "rw")
     assert mounts.mounts_of("bpf", table) == ["/sys/fs/bpf", "/mnt/my pins"]
 
 
