@@ -45,6 +45,22 @@ def map_by_fd(mem: AddressSpace, fd: int) -> VmMap | None:
     return None if by_fd is None else by_fd.get(fd)
 
 
+def maps_in(mem: AddressSpace) -> list[VmMap]:
+    """The live maps of the VM owning `mem`, in fd order."""
+    by_fd = _BY_FD.get(mem)
+    return [] if by_fd is None else [m for _, m in sorted(by_fd.items())]
+
+
+def map_by_address(mem: AddressSpace, address: int) -> VmMap | None:
+    """The map whose `struct bpf_map` address (what LD_IMM64 of a map loads) is `address` in the VM
+    owning `mem`: map i has fd 1000 + i and address MAP_BASE + 0x1000 * i (`VmMap.__init__`)."""
+    offset = address - MAP_BASE
+    if offset < 0 or offset % 0x1000:
+        return None
+    vm_map = map_by_fd(mem, 1000 + offset // 0x1000)
+    return vm_map if vm_map is not None and vm_map.address == address else None
+
+
 def _check_flags(flags: int) -> int:
     if flags & ~int(UpdateFlags.NOEXIST | UpdateFlags.EXIST | UpdateFlags.F_LOCK):
         return -EINVAL

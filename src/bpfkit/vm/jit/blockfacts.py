@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import AluOp, InsnClass, PseudoSrc, Source
-from bpfkit.vm.maps import VmMap, map_by_fd
-from bpfkit.vm.memory import MAP_BASE, AddressSpace
 from bpfkit.vm.program import Step
 
 _WRITERS = (Kind.ALU, Kind.END, Kind.LDX, Kind.LD_IMM64)
@@ -40,15 +38,6 @@ def static_map_address(steps: list[Step | None], leaders: set[int], pc: int) -> 
             return None
         step = _previous(steps, leaders, step.slot)
     return None
-
-
-def map_at(mem: AddressSpace, address: int) -> VmMap | None:
-    """The map whose `struct bpf_map` address (what LD_IMM64 of a map loads) is `address`."""
-    offset = address - MAP_BASE
-    if offset < 0 or offset % 0x1000:
-        return None
-    vm_map = map_by_fd(mem, 1000 + offset // 0x1000)
-    return vm_map if vm_map is not None and vm_map.address == address else None
 
 
 def frame_offset(steps: list[Step | None], leaders: set[int], pc: int, reg: int) -> int | None:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import MAX_BPF_STACK
 from bpfkit.vm import helpers
-from bpfkit.vm.jit.blockfacts import frame_offset, map_at, static_map_address
+from bpfkit.vm.jit.blockfacts import frame_offset, static_map_address
 from bpfkit.vm.jit.compile import Compiler, NativeHelper
 from bpfkit.vm.jit.mapindex import (
     HASH_MUL,
@@ -47,7 +47,7 @@ from bpfkit.vm.jit.mapindex import (
 )
 from bpfkit.vm.jit.native_clock import CLOCK_BOOTTIME, CLOCK_MONOTONIC, COARSE_TICK_NS, emit_clock_ns
 from bpfkit.vm.jit.x86 import Alu, Asm, Cond, Gp, Label, Mem, Shift
-from bpfkit.vm.maps import VmMap
+from bpfkit.vm.maps import VmMap, map_by_address
 from bpfkit.vm.memory import AddressSpace
 from bpfkit.vm.prandom import GAMMA, M1, M2, Prandom
 from bpfkit.vm.program import LoadedProgram, Step
@@ -176,7 +176,7 @@ class FastHelpers:
         notes which of r2 (key) and r3 (update value) are known stack slots (`_frame`)."""
         steps, leaders = self.program.steps, c.fn.leaders
         address = static_map_address(steps, leaders, pc)
-        vm_map = map_at(self.natives.mem, address) if address is not None else None
+        vm_map = map_by_address(self.natives.mem, address) if address is not None else None
         index = index_for(vm_map) if vm_map is not None else None
         if vm_map is None or index is None:
             return None

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, PseudoSrc, Source
 from bpfkit.vm import helpers
-from bpfkit.vm.jit.blockfacts import map_at, static_map_address
+from bpfkit.vm.jit.blockfacts import static_map_address
 from bpfkit.vm.jit.compile import _Function, successors
-from bpfkit.vm.maps import ArrayMap, HashMap, PercpuArrayMap, PercpuHashMap, VmMap, map_by_fd
+from bpfkit.vm.maps import ArrayMap, HashMap, PercpuArrayMap, PercpuHashMap, VmMap, map_by_address, maps_in
 from bpfkit.vm.memory import AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step
 
@@ -83,7 +83,7 @@ def proven_value_accesses(loaded: LoadedProgram, mem: AddressSpace) -> frozenset
             insn = step.insn
             if step.kind is Kind.CALL and insn.src == 0 and insn.imm in lookup_ids:
                 address = static_map_address(steps, fn.leaders, slot)
-                value = _map_value(map_at(mem, address)) if address is not None else None
+                value = _map_value(map_by_address(mem, address)) if address is not None else None
                 if value is not None:
                     _walk(loaded, preds, slot, {0: 0}, False, value, out)
             elif step.kind is Kind.LD_IMM64 and insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE) \
@@ -108,21 +108,10 @@ def _owner(mem: AddressSpace, region: object) -> VmMap | None:
     """The array map whose element 0 is `region` (what BPF_PSEUDO_MAP_VALUE points into)."""
     if region is None:
         return None
-    for vm_map in _maps(mem):
+    for vm_map in maps_in(mem):
         if vm_map._regions.get((0, 0)) is region:
             return vm_map
     return None
-
-
-def _maps(mem: AddressSpace) -> list[VmMap]:
-    out: list[VmMap] = []
-    fd = 1000
-    while True:  # maps have consecutive fake fds from 1000 (`VmMap.fd`)
-        vm_map = map_by_fd(mem, fd)
-        if vm_map is None:
-            return out
-        out.append(vm_map)
-        fd += 1
 
 
 def _walk(loaded: LoadedProgram, preds: dict[int, int], seed: int, regs: dict[int, int], nonnull: bool,
