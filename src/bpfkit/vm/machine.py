@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import sys
 import time
 import warnings
@@ -106,7 +105,6 @@ class Vm:
         self.cpu = 0
         self.budget = budget
         self.engine: EngineName = engine
-        self.random = random.Random(seed)
         self.prandom = Prandom(seed)
         """bpf_get_prandom_u32's generator (its state is shared with the JIT's native code)."""
         self._clock = clock or time.monotonic_ns
