@@ -14,11 +14,11 @@ for the map programs, the same map contents) after one run on fresh maps.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bpfkit._records import replace
 from bpfkit.isa import Builder, Instruction
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.enums import Helper, MapType, ProgType
@@ -58,7 +58,7 @@ def _patch(insn: Instruction, fds: MapFds) -> Instruction:
     """Put the real map fds into the LD_IMM64s that carry a marker."""
     for name, mark in _FD_MARK.items():
         if insn.width == 2 and insn.src == PseudoSrc.MAP_FD and insn.imm & 0xFFFFFFFF == mark:
-            return dataclasses.replace(insn, imm=fds[name])
+            return replace(insn, imm=fds[name])
     return insn
 
 
@@ -112,7 +112,7 @@ def vm_case(build: Callable[[MapFds], list[Instruction]], engine: str, runs: int
     if engine == "jit" and not native:
         options = prog.loaded.cache.get("jit_options")
         base = options if isinstance(options, JitOptions) else JitOptions()
-        set_options(prog.loaded, dataclasses.replace(base, native_helpers=False))
+        set_options(prog.loaded, replace(base, native_helpers=False))
         prog.test_run(PACKET, engine=engine)  # type: ignore[arg-type]  # recompile outside the timing
     batch = max(runs // BATCHES, 1)
 

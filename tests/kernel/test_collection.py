@@ -8,7 +8,6 @@ relocated programs are, after the verifier, instruction for instruction those li
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bpfkit._records import replace
 from bpfkit.errors import KernelError, LinkError
 from bpfkit.kernel.collection import Collection, ProgramLoadError
 from bpfkit.kernel.programs import Program
@@ -207,7 +207,7 @@ def test_failed_load_leaves_no_pins(pin_dir: Path) -> None:
     prog = spec.programs["maps_btf"]
     assert isinstance(prog.insns, bytes)
     # first instruction reads r9, which is never set: the verifier refuses it at instruction 0
-    spec.programs["maps_btf"] = dataclasses.replace(prog, insns=b"\x79\x90" + bytes(6) + prog.insns[8:])
+    spec.programs["maps_btf"] = replace(prog, insns=b"\x79\x90" + bytes(6) + prog.insns[8:])
     with pytest.raises(ProgramLoadError) as info:
         Collection.load(spec, pin_root=pin_dir)
     assert info.value.insn == 0 and info.value.source is not None and "maps_btf.c" in info.value.source
@@ -217,7 +217,7 @@ def test_failed_load_leaves_no_pins(pin_dir: Path) -> None:
 def test_reference_outside_the_program_is_a_link_error() -> None:
     spec = load_object(OBJ / "maps_btf.o")
     prog = spec.programs["maps_btf"]
-    spec.programs["maps_btf"] = dataclasses.replace(prog, insns=b"\x95" + bytes(7))
+    spec.programs["maps_btf"] = replace(prog, insns=b"\x95" + bytes(7))
     with pytest.raises(LinkError, match="instruction 11"):
         Collection.load(spec)
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from bpfkit._records import record
 from bpfkit.btf.spec import Spec
 from bpfkit.btf.types import (
     Array,
@@ -81,7 +81,7 @@ class Relocation(Protocol):
     def access(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoreResult:
     """How one relocation was resolved: the value the compiler wrote (`local`), the value written
     (`target`), the target type it came from (0: none) and whether the instruction was poisoned."""
@@ -124,7 +124,7 @@ def _kind_group(t: Type) -> Kind:
 # ------------------------------------------------------------------------------------------ specs
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Access:
     """One step of an access path: a named member (`name`) of `type_id`, or an array index."""
 
@@ -134,7 +134,7 @@ class _Access:
     member: Member | None = None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Spec:
     """An access path resolved in one BTF: its steps, the final type and the bit offset reached."""
 
@@ -426,7 +426,7 @@ def candidates(local: Spec, type_id: int, target: Spec) -> list[int]:
 # ------------------------------------------------------------------------------------------- values
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Value:
     value: int
     size: int = 0  # FIELD_BYTE_OFFSET of a non-bitfield: the field's byte size (for load size fixes)

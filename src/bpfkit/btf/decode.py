@@ -1,4 +1,4 @@
-"""Decoding one BTF type record into its dataclass (the per-kind half of `Spec.type_by_id`).
+"""Decoding one BTF type record into its record class (the per-kind half of `Spec.type_by_id`).
 
 Each decoder reads 32-bit words (already in host byte order) at word position `p` of the type
 section, checks every referenced type id and name offset, and raises `BtfError` with the absolute byte

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
+from bpfkit._records import record
 from bpfkit.errors import BtfError
 from bpfkit.uapi.btf import (
     BTF_MAGIC,
@@ -37,7 +37,7 @@ __all__ = ["BtfExt", "CoreRelo", "FuncInfo", "LineInfo", "load_btf_ext"]
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FuncInfo:
     """`struct bpf_func_info`: the function (FUNC type `type_id`) starting at byte `insn_off`."""
 
@@ -45,7 +45,7 @@ class FuncInfo:
     type_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LineInfo:
     """`struct bpf_line_info` with its strings resolved: source `file_name`, `line` and `column`,
     and the source line's text (`line_text`) for the instruction at byte `insn_off`."""
@@ -59,7 +59,7 @@ class LineInfo:
     line_off: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoreRelo:
     """`struct bpf_core_relo`: relocate the instruction at byte `insn_off` against root type `type_id`
     following `access` (e.g. "0:1:0": field indices, or an enumerator index), by `kind`."""
@@ -71,7 +71,7 @@ class CoreRelo:
     access_str_off: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BtfExt:
     """The decoded .BTF.ext of one object, records grouped by ELF section name in file order."""
 

@@ -7,9 +7,9 @@ member; a struct whose size or member offsets break that alignment was packed an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bpfkit._records import record
 from bpfkit.errors import BtfError
 from bpfkit.uapi.btf import Kind
 
@@ -122,7 +122,7 @@ def _is_int_bitfield(t: Type) -> bool:
     return isinstance(t, Int) and (t.offset != 0 or t.bits != t.size * 8)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberRef:
     """A member reached by a path such as `se.vruntime`, offsets counted from the outermost type.
 

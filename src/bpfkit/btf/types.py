@@ -1,4 +1,4 @@
-"""BTF types as frozen dataclasses, one class per BTF kind.
+"""BTF types as frozen records (`bpfkit._records`), one class per BTF kind.
 
 Types refer to other types by id (`type_id` fields), never by object, so a spec can decode one type
 without touching the rest. A type decoded from a `Spec` carries its `id` and the `spec` (neither takes part
@@ -8,9 +8,9 @@ Types built by hand (for `BtfBuilder`) have `id == 0` and no spec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from bpfkit._records import field, record
 from bpfkit.uapi.btf import FuncLinkage, IntEncoding, Kind, VarLinkage
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Type:
     """Base of all BTF types. `kind` is the BTF_KIND_* of the class."""
 
@@ -66,14 +66,14 @@ class Type:
         return type_str(self)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Void(Type):
     """Type id 0: `void`. Never stored in a blob."""
 
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Int(Type):
     """BTF_KIND_INT: an integer of `size` bytes, `bits` wide (default: all of them) starting `offset`
     bits in (old-style bitfields); `encoding` says signed, char or bool."""
@@ -94,7 +94,7 @@ class Int(Type):
         return bool(self.encoding & IntEncoding.SIGNED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ptr(Type):
     """BTF_KIND_PTR: a pointer to `type_id`."""
 
@@ -103,7 +103,7 @@ class Ptr(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Array(Type):
     """BTF_KIND_ARRAY: `nelems` elements of `type_id`, indexed by `index_type_id`."""
 
@@ -114,7 +114,7 @@ class Array(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Member:
     """A struct/union member. `bitfield_size` is 0 for a plain member.
 
@@ -136,7 +136,7 @@ class Member:
         return self.bitfield_size != 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Composite(Type):
     """Shared shape of structs and unions."""
 
@@ -152,21 +152,21 @@ class Composite(Type):
         raise KeyError(name)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Struct(Composite):
     """BTF_KIND_STRUCT."""
 
     kind: ClassVar[Kind] = Kind.STRUCT
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Union(Composite):
     """BTF_KIND_UNION."""
 
     kind: ClassVar[Kind] = Kind.UNION
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnumValue:
     """One enumerator."""
 
@@ -174,7 +174,7 @@ class EnumValue:
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnumBase(Type):
     """Shared shape of 32- and 64-bit enums; `signed` is the kind_flag."""
 
@@ -184,21 +184,21 @@ class EnumBase(Type):
     signed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Enum(EnumBase):
     """BTF_KIND_ENUM: enumerators of up to 32 bits."""
 
     kind: ClassVar[Kind] = Kind.ENUM
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Enum64(EnumBase):
     """BTF_KIND_ENUM64: enumerators of up to 64 bits."""
 
     kind: ClassVar[Kind] = Kind.ENUM64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fwd(Type):
     """BTF_KIND_FWD: a forward declaration of a struct (or of a union, when `union`, the kind_flag)."""
 
@@ -207,7 +207,7 @@ class Fwd(Type):
     union: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Typedef(Type):
     """BTF_KIND_TYPEDEF."""
 
@@ -216,7 +216,7 @@ class Typedef(Type):
     type_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Volatile(Type):
     """BTF_KIND_VOLATILE."""
 
@@ -225,7 +225,7 @@ class Volatile(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Const(Type):
     """BTF_KIND_CONST."""
 
@@ -234,7 +234,7 @@ class Const(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Restrict(Type):
     """BTF_KIND_RESTRICT."""
 
@@ -243,7 +243,7 @@ class Restrict(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Func(Type):
     """BTF_KIND_FUNC: a function `name` of prototype `type_id` (linkage is stored in the vlen)."""
 
@@ -253,7 +253,7 @@ class Func(Type):
     linkage: FuncLinkage = FuncLinkage.STATIC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """A function prototype parameter (`name` may be empty)."""
 
@@ -261,7 +261,7 @@ class Param:
     type_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FuncProto(Type):
     """BTF_KIND_FUNC_PROTO. `variadic` stands for the trailing (name 0, type 0) parameter."""
 
@@ -272,7 +272,7 @@ class FuncProto(Type):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Var(Type):
     """BTF_KIND_VAR: a global or static variable."""
 
@@ -282,7 +282,7 @@ class Var(Type):
     linkage: VarLinkage = VarLinkage.STATIC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VarSecinfo:
     """`struct btf_var_secinfo`: where variable `type_id` sits in a data section."""
 
@@ -291,7 +291,7 @@ class VarSecinfo:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Datasec(Type):
     """BTF_KIND_DATASEC: an ELF data section and the variables in it."""
 
@@ -301,7 +301,7 @@ class Datasec(Type):
     vars: tuple[VarSecinfo, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Float(Type):
     """BTF_KIND_FLOAT."""
 
@@ -310,7 +310,7 @@ class Float(Type):
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeclTag(Type):
     """BTF_KIND_DECL_TAG: tag `name` on `type_id`, or on its member/parameter `component_idx` (-1: whole).
 
@@ -324,7 +324,7 @@ class DeclTag(Type):
     attribute: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TypeTag(Type):
     """BTF_KIND_TYPE_TAG: tag `name` on `type_id`; `attribute` is the kind_flag (Linux 6.13+)."""
 

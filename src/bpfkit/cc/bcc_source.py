@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import CompileError, ParseError
 from bpfkit.lang.tracepoint_format import TracepointFormat, parse_format
 
@@ -78,7 +78,7 @@ def tracepoint_struct(fmt: TracepointFormat, cat: str, event: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Prepared:
     """`body`: the source to compile, line for line the user's; `header`: text to ``-include`` first."""
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from bpfkit._records import record
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>fatal error|error|warning|note): "
                    r"(?P<msg>.*)$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagnostic:
     """One compiler message at `file`:`line`:`col` (1-based), with the `source` line when known."""
 

@@ -17,9 +17,9 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from bpfkit._records import record
 from bpfkit.cc.cache import cache_dir, write_atomic
 from bpfkit.cc.diagnostics import Diagnostic, parse_diagnostics
 from bpfkit.cc.headers import INCLUDE_DIR, btf_hash, bundled_header_hash, vmlinux_include_dir
@@ -33,7 +33,7 @@ _ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64", "s390x": "s390",
          "riscv64": "riscv", "loongarch64": "loongarch"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompileResult:
     """Where the object is (`path`), whether it came from the cache, the compiler's warnings."""
 

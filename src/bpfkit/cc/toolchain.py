@@ -13,9 +13,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from bpfkit._records import record
 from bpfkit.cc.cache import cache_dir
 from bpfkit.errors import BpfkitError
 
@@ -26,7 +26,7 @@ class CompilerNotFoundError(BpfkitError):
     """No usable BPF C compiler; the message says what was tried and how to get one."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Compiler:
     """A compiler able to emit BPF: `argv` runs it (before the flags), `target` selects BPF, `identity`
     names the exact binary (path, size, mtime) for cache keys, `kind` is ``clang`` or ``zig``."""

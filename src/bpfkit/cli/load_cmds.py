@@ -14,10 +14,10 @@ These verbs are registered on the `prog` noun by `bpfkit.cli.prog_cmds` (see `re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 
+from bpfkit._records import replace
 from bpfkit.cli.output import UsageError, emit_json, split_words, wants_json
 from bpfkit.kernel import objects
 from bpfkit.kernel.collection import Collection, kernel_map_name, pin_name
@@ -32,7 +32,7 @@ def _retype(spec: ObjectSpec, type_word: str) -> None:
         raise UsageError(f"type {type_word!r}: not a program type bpfkit knows (give a section name such as "
                          "socket, xdp, tc, tracepoint, kprobe)")
     for name, p in spec.programs.items():
-        spec.programs[name] = dataclasses.replace(p, type=info.prog_type,
+        spec.programs[name] = replace(p, type=info.prog_type,
                                                   expected_attach_type=info.attach_type)
 
 

@@ -24,7 +24,6 @@ given (a refusal is an error) unless `--no-verify` is among the options.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -32,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bpfkit._records import replace
 from bpfkit.elf import is_elf
 from bpfkit.errors import AsmError, BpfkitError
 from bpfkit.isa import Instruction, assemble, decode
@@ -108,7 +108,7 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[VmProgram, Pro
         spec = _pick_program(obj.programs, args.section, name)
         key = next(k for k, v in obj.programs.items() if v is spec)
         if prog_type is not None:
-            obj.programs[key] = dataclasses.replace(spec, type=prog_type)
+            obj.programs[key] = replace(spec, type=prog_type)
         coll = vm.load_object(obj, target_btf=args.btf, kconfig=_kconfig_option(args.kconfig),
                               verify=not args.no_verify)
         prog = coll.programs[key]

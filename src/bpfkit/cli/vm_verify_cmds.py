@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bpfkit._records import record, replace
 from bpfkit.cli.vm_cmds import _HEX_TEXT, _pick_program, _prog_type, _program_from_text, parse_hex
 from bpfkit.elf import is_elf
 from bpfkit.errors import AsmError, BpfkitError, VerificationError
@@ -36,7 +35,7 @@ LineTable = Mapping[int, tuple[str, int, str]]
 """Instruction slot -> (file, line, source text), as `verify` takes line info."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What the verifier said about one program: `result` when accepted, else `report`."""
 
@@ -104,7 +103,7 @@ def verify_file(data: bytes, name: str, *, section: str | None = None, type_name
         out = []
         for prog_name, spec in specs:
             if prog_type is not None:
-                spec = dataclasses.replace(spec, type=prog_type)
+                spec = replace(spec, type=prog_type)
             lines = {rec.index: (rec.file, rec.line, rec.text) for rec in spec.lines}
             out.append(_outcome(prog_name, spec.section, spec.type, lines,
                                 lambda s=spec: verify_program(s, obj.maps, log_level=log_level,

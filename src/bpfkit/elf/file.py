@@ -11,9 +11,9 @@ section. Facts (layouts, constants) are from the System V gABI and `elf.h`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
 
+from bpfkit._records import record
 from bpfkit.errors import ElfError
 
 ELF_MAGIC = b"\x7fELF"
@@ -102,7 +102,7 @@ class RelocType(IntEnum):
     """R_BPF_64_32: the 32-bit immediate of a call (bpf-to-bpf call or kfunc)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Section:
     """One section header, with its name resolved."""
 
@@ -134,7 +134,7 @@ class Section:
         return bool(self.flags & SHF_WRITE)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Symbol:
     """One symbol table entry. `shndx` is the section index (or SHN_UNDEF/SHN_ABS/SHN_COMMON)."""
 
@@ -170,7 +170,7 @@ class Symbol:
         return SHN_UNDEF < self.shndx < SHN_LORESERVE
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Relocation:
     """One REL/RELA entry: patch `offset` of the target section with `symbol` (an index) by `type`."""
 

@@ -7,9 +7,9 @@ costs about 20 ms to import).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bpfkit._records import record
 from bpfkit.elf.file import ELF_MAGIC, EM_BPF, ElfFile, SymbolType
 from bpfkit.errors import ElfError
 
@@ -21,7 +21,7 @@ def is_elf(data: bytes) -> bool:
     return data[:4] == ELF_MAGIC
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CodeSection:
     """An executable section: its name, bytes and the function symbols in it (offset -> name)."""
 

@@ -27,9 +27,9 @@ import functools
 import os
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
+from bpfkit._records import record
 from bpfkit.elf.file import (
     ELF_MAGIC,
     ELFCLASS64,
@@ -66,7 +66,7 @@ _NOBITS = int(SectionType.NOBITS)
 _BIND_RANK = {int(SymbolBinding.GLOBAL): 0, int(SymbolBinding.WEAK): 1, int(SymbolBinding.LOCAL): 2}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Segment:
     """A PT_LOAD program header: file bytes [offset, offset+filesz) load at [vaddr, vaddr+memsz)."""
 
@@ -82,7 +82,7 @@ class Segment:
         return bool(self.flags & PF_X)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ElfSymbol:
     """A code symbol found by name: `name` (without the @version), its address, size, type (STT_*)."""
 
@@ -93,7 +93,7 @@ class ElfSymbol:
     binding: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Symbol:
     """A named function or object at link-time virtual `address`, `size` bytes long (0: unknown)."""
 
@@ -104,7 +104,7 @@ class Symbol:
     binding: int = int(SymbolBinding.GLOBAL)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SymbolSection:
     """One symbol table section's raw entries and its string table, searched without decoding."""
 
@@ -183,7 +183,7 @@ class SymbolSection:
             yield Symbol(name, st_value, st_size, kind, st_info >> 4)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ElfImage:
     """What uprobe placement and symbolization need to know about one ELF file."""
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import ParseError
 from bpfkit.uapi.enums import RingbufHeader
 
@@ -32,7 +32,7 @@ class RingbufFormatError(ParseError):
     """A record header that cannot be right (longer than the ring): the mapping is not a ring buffer."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Header:
     """A decoded record header: payload `length` and the BUSY/DISCARD bits."""
 

@@ -10,8 +10,8 @@ migrate-disable) is absent when the ``irq-info`` option is off; the tgid column 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import ParseError
 
 _LINE = re.compile(
@@ -30,7 +30,7 @@ class TraceParseError(ParseError):
     """A trace_pipe line in an unknown format."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TraceEvent:
     """One trace line: who printed (`task`, `pid`, `tgid` when recorded), where (`cpu`), the irq/preempt
     `flags` column, `timestamp` in seconds, the trace `event` (``bpf_trace_printk``) and the message."""
@@ -45,7 +45,7 @@ class TraceEvent:
     tgid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LostEvents:
     """``CPU:<cpu> [LOST <count> EVENTS]``: the trace buffer of `cpu` overflowed."""
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from bpfkit._records import record
 from bpfkit.errors import AsmError
 from bpfkit.isa.builder import Builder
 from bpfkit.isa.instruction import LD_IMM64, Instruction
@@ -87,14 +87,14 @@ def _helper_ids() -> dict[str, int]:
     return ids
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Tok:
     kind: str  # num, sop, name, op
     text: str
     value: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Reg:
     num: int
     wide: bool  # r (64-bit) rather than w (its low 32 bits)
@@ -103,7 +103,7 @@ class _Reg:
         return f"{'r' if self.wide else 'w'}{self.num}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Stmt:
     """One parsed instruction; `target` is set when a field is a label or relative offset."""
 
@@ -632,7 +632,7 @@ _KEYWORDS: dict[str, Callable[[_Parser], _Stmt]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Check:
     """An llvm-objdump `<label>` annotation to hold against the numeric offset it follows."""
 
@@ -642,7 +642,7 @@ class _Check:
     label: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Line:
     labels: list[str]  # labels defined on the line
     body: str  # the instruction text, without comment, prefix, labels and annotation

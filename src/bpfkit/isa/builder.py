@@ -15,9 +15,9 @@ local calls take a label name (resolved when `build()` runs) or an int relative 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Literal
 
+from bpfkit._records import record, replace
 from bpfkit.errors import AsmError
 from bpfkit.isa.codec import encode
 from bpfkit.isa.instruction import LD_IMM64, Instruction
@@ -55,7 +55,7 @@ JUMP_OPS: dict[str, JmpOp] = {
 SIZES: dict[int, Size] = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Relocation:
     """A reference from instruction slot `slot` to an external `symbol` (a map, a global, a kfunc)."""
 
@@ -64,7 +64,7 @@ class Relocation:
     kind: str = "map"
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Fixup:
     index: int  # index into the instruction list
     label: str

@@ -18,9 +18,9 @@ The VM and the kernel layer run these vectors; this module only reads them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from bpfkit._records import record
 from bpfkit.errors import AsmError, ParseError
 from bpfkit.isa.codec import decode
 from bpfkit.isa.instruction import Instruction
@@ -34,7 +34,7 @@ _DATA_SECTIONS = frozenset({"asm", "mem", "result", "raw", "error"})
 _U64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Vector:
     """One conformance vector.
 

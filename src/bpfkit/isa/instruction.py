@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.errors import AsmError
 from bpfkit.uapi.insn import AluOp, InsnClass, JmpOp, Mode, Size, Source
 
@@ -18,7 +17,7 @@ def _signed(value: int, bits: int, field: str) -> int:
     return value - top if value >= top >> 1 else value
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Instruction:
     """One eBPF instruction.
 

@@ -8,9 +8,9 @@ Facts: RFC 9669 sections 3-5 and the Linux extensions (kernel/bpf/verifier.c `ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from bpfkit._records import record
 from bpfkit.uapi.insn import (
     MAX_REG,
     AluOp,
@@ -53,7 +53,7 @@ ANY = None  # the field may hold any value of its width
 FieldRule = frozenset[int] | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OpSpec:
     """The valid shape of one opcode."""
 

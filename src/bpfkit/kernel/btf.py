@@ -12,8 +12,8 @@ import errno as _errno
 import functools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.btf import (
     BtfBuilder,
     Const,
@@ -51,7 +51,7 @@ VMLINUX_PATH = "/sys/kernel/btf/vmlinux"
 _LOG_SIZE = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BtfInfo:
     """`struct bpf_btf_info` of a loaded BTF object."""
 

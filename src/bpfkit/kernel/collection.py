@@ -16,13 +16,13 @@ program; fill program arrays and maps of maps from their initialisers.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import struct
 from collections.abc import Mapping
 from typing import Any
 
+from bpfkit._records import replace
 from bpfkit.btf import Func, Spec, Typedef, Var
 from bpfkit.btf.core import CoreResult, relocate, types_compatible
 from bpfkit.errors import KernelError, LinkError, VerifierError
@@ -126,9 +126,9 @@ def _adjust(spec: MapSpec) -> MapSpec:
         size = _PAGE
         while size < spec.max_entries:
             size *= 2
-        return dataclasses.replace(spec, max_entries=size)
+        return replace(spec, max_entries=size)
     if spec.type == MapType.PERF_EVENT_ARRAY and spec.max_entries == 0:
-        return dataclasses.replace(spec, max_entries=possible_cpus())
+        return replace(spec, max_entries=possible_cpus())
     return spec
 
 
@@ -205,7 +205,7 @@ class Collection:
                     config = (parse_kconfig(kconfig) if isinstance(kconfig, str) else kconfig) \
                         if kconfig is not None else read_kconfig()
                 value = kconfig_value(spec.externs, mspec.value_size, config)
-                mspec = dataclasses.replace(mspec, contents=((bytes(4), value),))
+                mspec = replace(mspec, contents=((bytes(4), value),))
             self.maps[name] = self._create_map(name, mspec, root)
         needs_target = any(p.core_relos for p in spec.programs.values()) or any(
             e.kind is not ExternKind.KCONFIG and not e.typeless for e in spec.externs.values())
@@ -219,7 +219,7 @@ class Collection:
     def _create_map(self, name: str, mspec: MapSpec, root: str) -> Map:
         mspec = _adjust(mspec)
         full = kernel_map_name(self.spec.name, name) if name.startswith(".") else mspec.name or name
-        mspec = dataclasses.replace(mspec, name=objects.kernel_name(full).decode())
+        mspec = replace(mspec, name=objects.kernel_name(full).decode())
         path = os.path.join(root, pin_name(full)) if mspec.pinning == PinType.BY_NAME else None
         if path is not None and os.path.exists(path):
             m = Map.from_pinned(path)
@@ -249,11 +249,11 @@ class Collection:
         """Create `mspec` with the object's BTF key/value types when it has them; without them when
         the object's BTF did not load or the kernel refuses them for this map (as libbpf retries)."""
         btf = self.btf if (mspec.btf_key_type_id or mspec.btf_value_type_id) else None
-        bare = dataclasses.replace(mspec, btf_key_type_id=0, btf_value_type_id=0, inner_map=None)
+        bare = replace(mspec, btf_key_type_id=0, btf_value_type_id=0, inner_map=None)
         if btf is None:
             return Map.create(bare, inner_map=inner)
         try:
-            return Map.create(dataclasses.replace(mspec, inner_map=None), btf=btf, inner_map=inner)
+            return Map.create(replace(mspec, inner_map=None), btf=btf, inner_map=inner)
         except KernelError:
             return Map.create(bare, inner_map=inner)
 
@@ -369,7 +369,7 @@ class Collection:
             kwargs.update(func_info=b"", line_info=b"")
         else:
             kwargs["btf"] = self.btf
-        load_spec = dataclasses.replace(pspec, insns=bytes(buf), attach_btf_id=attach_id,
+        load_spec = replace(pspec, insns=bytes(buf), attach_btf_id=attach_id,
                                         kern_version=pspec.kern_version or self.spec.kern_version)
         try:
             return Program.load(load_spec, log_level=log_level, **kwargs)

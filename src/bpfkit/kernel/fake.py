@@ -10,8 +10,8 @@ from __future__ import annotations
 import ctypes
 import mmap as _mmap
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.kernel.diagnose import bpf_error, mount_error, perf_event_error
 from bpfkit.kernel.syscall import Syscalls, cmd_name
 from bpfkit.uapi.attr import PerfEventAttr
@@ -27,7 +27,7 @@ FD_COMMANDS = frozenset({
 })
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     """One recorded call: `name` (``bpf``, ``close``...), the bpf `cmd`, the attr bytes as passed in."""
 
@@ -51,7 +51,7 @@ def write_user(address: int, data: bytes) -> None:
     ctypes.memmove(address, data, len(data))
 
 
-@dataclass
+@record(frozen=False)
 class FakeSyscalls(Syscalls):
     """Records calls; answers with registered handlers. `open_fds` are the fake fds not yet closed."""
 

@@ -15,8 +15,8 @@ import errno as _errno
 import functools
 import mmap
 import struct
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError, NotSupportedError, VerifierError
 from bpfkit.kernel.fd import Fd
 from bpfkit.kernel.maps import Map
@@ -76,7 +76,7 @@ _PROBE_TARGET: dict[ProgType, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeResult:
     """A probe's answer and why (`reason` is the kernel's refusal, empty when supported)."""
 

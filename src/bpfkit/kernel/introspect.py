@@ -13,9 +13,9 @@ import enum
 import errno as _errno
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError
 from bpfkit.kernel import links, maps, objects, programs
 from bpfkit.kernel.diagnose import bpf_error
@@ -43,7 +43,7 @@ class Kind(enum.Enum):
         return {"PROG": "program", "MAP": "map", "LINK": "link", "BTF": "BTF"}[self.name]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProgramEntry:
     """A loaded program: its info plus the memory it charges (bytes, from fdinfo)."""
 
@@ -51,7 +51,7 @@ class ProgramEntry:
     memlock: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapEntry:
     """A map: its info, the memory it charges (bytes) and whether user space may still write it."""
 
@@ -60,7 +60,7 @@ class MapEntry:
     frozen: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BtfObject:
     """A BTF object: vmlinux, a module's, or one loaded with a program or map."""
 

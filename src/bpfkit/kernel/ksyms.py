@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import errno as _errno
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError
 
 KALLSYMS = "/proc/kallsyms"
@@ -22,7 +22,7 @@ TEXT_TYPES = frozenset("tTwW")
 """kallsyms type letters of code (text, weak): the symbols a stack frame can be in."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KernelSymbol:
     """A resolved address: `name` + `offset`, in `module` ("" for vmlinux)."""
 

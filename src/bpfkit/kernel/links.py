@@ -11,8 +11,8 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.errors import KernelError
 from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
@@ -27,7 +27,7 @@ TargetValue = int | str
 _NAME_BUF = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LinkInfo:
     """What the kernel says about a link: id, type, the program it runs, and its type's target fields."""
 

@@ -15,9 +15,9 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.errors import BpfkitError, KernelError
 from bpfkit.kernel import objects
 from bpfkit.kernel.codec import Codec, CodecError, PerCpuCodec, TypeSpec, make_codec
@@ -52,7 +52,7 @@ class MapOperationError(BpfkitError, TypeError):
     """The operation does not apply to this map type (e.g. ``len()`` of a queue)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapInfo:
     """What the kernel says about a map (BPF_OBJ_GET_INFO_BY_FD, struct bpf_map_info)."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from bpfkit._records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mount:
     """One line of /proc/self/mountinfo: mount point, file system type, source, super options."""
 

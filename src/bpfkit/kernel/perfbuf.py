@@ -22,10 +22,10 @@ import mmap as _mmap
 import struct
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError
 from bpfkit.events import perfbuf as pdec
 from bpfkit.kernel.cpus import online_cpus
@@ -60,7 +60,7 @@ _DATA_HEAD = int(PerfMmapPage.DATA_HEAD)
 _DATA_TAIL = int(PerfMmapPage.DATA_TAIL)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _CpuBuffer:
     cpu: int
     fd: Fd

@@ -8,8 +8,8 @@ not need it, and start-up (`bpfkit trace`) pays for every class it creates.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError
 from bpfkit.kernel import objects
 from bpfkit.kernel.diagnose import bpf_error
@@ -19,7 +19,7 @@ from bpfkit.uapi.attr import BpfProgInfo
 from bpfkit.uapi.enums import Cmd, ProgType
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProgramInfo:
     """What the kernel says about a program (struct bpf_prog_info)."""
 

@@ -23,10 +23,10 @@ import mmap as _mmap
 import struct
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.errors import KernelError
 from bpfkit.events import ringbuf as rbdec
 from bpfkit.kernel.epoll import Poller
@@ -68,7 +68,7 @@ def _map_fd_and_size(m: Any, expect: MapType, sys: Syscalls | None) -> tuple[Fd,
         raise
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Ring:
     fd: Fd
     name: str

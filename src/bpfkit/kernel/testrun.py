@@ -1,15 +1,15 @@
 """The result of BPF_PROG_TEST_RUN (re-exported by `bpfkit.kernel.programs`; use it from there).
 
 A module of its own because `bpfkit trace` test-runs only the programs of BEGIN and END probes, and each
-dataclass created is a measurable share of its start-up.
+record class created is a measurable share of its start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bpfkit._records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestRunResult:
     """The result of BPF_PROG_TEST_RUN: return value, output packet/context, mean run time."""
 

@@ -13,13 +13,13 @@ import bisect
 import errno as _errno
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.elf.symbols import SymbolTable
 from bpfkit.errors import ElfError, KernelError
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mapping:
     """One line of /proc/PID/maps."""
 
@@ -35,7 +35,7 @@ class Mapping:
         return self.inode != 0 and self.path.startswith("/")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UserSymbol:
     """A resolved address: `name` + `offset` in the file `module` (a path)."""
 

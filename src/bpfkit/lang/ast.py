@@ -1,9 +1,9 @@
 """The syntax tree of a bpftrace script.
 
-Every node is a frozen, slotted dataclass with a keyword-only `span`. Spans take no part in equality or
-hashing, so two trees compare equal when they have the same shape and values wherever they came from:
-``parse(unparse(tree)) == tree`` is the round-trip property. Compiler passes that make new nodes may leave
-the span at `NOWHERE`.
+Every node is a frozen, slotted record (`bpfkit._records`) with a keyword-only `span`. Spans take no
+part in equality or hashing, so two trees compare equal when they have the same shape and values
+wherever they came from: ``parse(unparse(tree)) == tree`` is the round-trip property. Compiler passes
+that make new nodes may leave the span at `NOWHERE`.
 
 Expressions are the `Expr` subclasses, statements the `Stmt` subclasses. Compound assignments keep their
 operator (``@x += 1`` is ``Assign(Map("x"), Int(1), op="+")``); later passes may desugar them.
@@ -11,7 +11,7 @@ operator (``@x += 1`` is ``Assign(Map("x"), Int(1), op="+")``); later passes may
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bpfkit._records import record
 
 # Node and AttachPoint live in their own module: a compiled script keeps its attach points, and running
 # a cached one (bpfkit.trace.cache) must not pay for creating every node class (start-up is a hot path).
@@ -21,54 +21,54 @@ from bpfkit.lang.attach import Node as Node
 # -- expressions -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Expr(Node):
     """Base of expressions."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Int(Expr):
     """An integer literal (decimal, hex, octal, scientific or character); negative after ``-``."""
 
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Str(Expr):
     """A string literal, escapes decoded, as bytes."""
 
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bool(Expr):
     """``true`` or ``false``."""
 
     value: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Builtin(Expr):
     """A builtin variable: ``pid``, ``comm``, ``arg0``, ``args``, ``retval``..."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Identifier(Expr):
     """A bare identifier: an enum constant, a macro, a stack mode (``perf``) or a typedef name."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Var(Expr):
     """A scratch variable ``$name`` (name without the ``$``)."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Map(Expr):
     """A map ``@name`` or ``@name[k1, k2]`` (name without the ``@``; ``""`` for ``@``)."""
 
@@ -76,19 +76,19 @@ class Map(Expr):
     keys: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Positional(Expr):
     """A positional parameter ``$1``..``$N``."""
 
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PositionalCount(Expr):
     """``$#``: the number of positional parameters."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call(Expr):
     """A function call ``name(args)``."""
 
@@ -96,7 +96,7 @@ class Call(Expr):
     args: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Binary(Expr):
     """A binary operator: ``+ - * / % & | ^ << >> && || == != < <= > >=``."""
 
@@ -105,7 +105,7 @@ class Binary(Expr):
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unary(Expr):
     """A unary operator: ``- ! ~ * &``, or ``++``/``--`` before (or, if `postfix`, after) a variable."""
 
@@ -114,7 +114,7 @@ class Unary(Expr):
     postfix: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ternary(Expr):
     """``cond ? then : orelse``."""
 
@@ -123,7 +123,7 @@ class Ternary(Expr):
     orelse: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FieldAccess(Expr):
     """``expr.field``, or ``expr->field`` when `arrow`."""
 
@@ -132,7 +132,7 @@ class FieldAccess(Expr):
     arrow: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TupleAccess(Expr):
     """``expr.N``: element N of a tuple."""
 
@@ -140,7 +140,7 @@ class TupleAccess(Expr):
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Index(Expr):
     """``expr[index]``: array or pointer subscript."""
 
@@ -148,7 +148,7 @@ class Index(Expr):
     index: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TypeName(Node):
     """A type written in a cast, ``sizeof``, ``offsetof`` or ``let``.
 
@@ -161,7 +161,7 @@ class TypeName(Node):
     pointer: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cast(Expr):
     """``(type)expr``."""
 
@@ -169,21 +169,21 @@ class Cast(Expr):
     expr: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tuple(Expr):
     """``(a, b, ...)`` with at least two elements."""
 
     elems: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sizeof(Expr):
     """``sizeof(type)`` or ``sizeof(expr)``."""
 
     arg: TypeName | Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Offsetof(Expr):
     """``offsetof(struct s, a.b)`` or ``offsetof(expr, field)``."""
 
@@ -191,7 +191,7 @@ class Offsetof(Expr):
     fields: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Range(Expr):
     """``start..end`` (only as the iterable of a ``for`` loop)."""
 
@@ -202,26 +202,26 @@ class Range(Expr):
 # -- statements ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stmt(Node):
     """Base of statements."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Block(Stmt):
     """``{ stmts }``."""
 
     stmts: tuple[Stmt, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExprStmt(Stmt):
     """An expression evaluated for its effect, such as a call."""
 
     expr: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assign(Stmt):
     """``target = value``, or a compound ``target op= value`` when `op` is set (``"+"`` for ``+=``)."""
 
@@ -230,7 +230,7 @@ class Assign(Stmt):
     op: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VarDecl(Stmt):
     """``let $x``, ``let $x: type``, ``let $x = value`` or ``let $x: type = value``."""
 
@@ -239,7 +239,7 @@ class VarDecl(Stmt):
     value: Expr | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class If(Stmt):
     """``if (cond) then [else orelse]``; `orelse` is a Block or, for ``else if``, an If."""
 
@@ -248,7 +248,7 @@ class If(Stmt):
     orelse: Block | If | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class While(Stmt):
     """``while (cond) body``."""
 
@@ -256,7 +256,7 @@ class While(Stmt):
     body: Block
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Unroll(Stmt):
     """``unroll (count) body``; count is an integer literal or positional parameter."""
 
@@ -264,7 +264,7 @@ class Unroll(Stmt):
     body: Block
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class For(Stmt):
     """``for ($var : iterable) body``; iterable is a map or a Range."""
 
@@ -273,17 +273,17 @@ class For(Stmt):
     body: Block
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Break(Stmt):
     """``break``."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Continue(Stmt):
     """``continue``."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Return(Stmt):
     """``return`` or ``return value``."""
 
@@ -293,7 +293,7 @@ class Return(Stmt):
 # -- top level -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Probe(Node):
     """``attach_points /predicate/ { body }``."""
 
@@ -302,21 +302,21 @@ class Probe(Node):
     body: Block
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Preprocessor(Node):
     """A preprocessor line of the preamble: ``#include <linux/sched.h>``, ``#define X 1``."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CDefinition(Node):
     """A C ``struct``/``union``/``enum`` definition of the preamble, kept as text for the C parser."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfigEntry(Node):
     """``name = value`` inside ``config = { ... }``."""
 
@@ -324,14 +324,14 @@ class ConfigEntry(Node):
     value: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config(Node):
     """``config = { name = value; ... }``."""
 
     entries: tuple[ConfigEntry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Program(Node):
     """A whole script."""
 

@@ -7,12 +7,11 @@ others of the tree, whose creation is a sizeable share of start-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from bpfkit._records import field, record
 from bpfkit.lang.source import NOWHERE, Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Node:
     """Base of every node."""
 
@@ -20,7 +19,7 @@ class Node:
 
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttachPoint(Node):
     """One attach point of a probe, split by provider.
 

@@ -9,9 +9,9 @@ access on it is lowered to a ``bpf_probe_read_kernel`` of the field's bytes (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bpfkit._records import record as record_class
 from bpfkit.errors import BtfError
 from bpfkit.lang.types import STRING, STRLEN, Kind, StructMember, Type, array_of, int_type, pointer_to, record
 
@@ -28,7 +28,7 @@ BtfLookup = Callable[[], "Spec | None"]
 _MAX_DEPTH = 8
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class FieldInfo:
     """How to read one field: `offset` bytes from the struct's address, `size` bytes to read.
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
+from bpfkit._records import field_names, record, replace
 from bpfkit.errors import AsmError, BpfkitError, CompileError
 from bpfkit.isa import Instruction
 from bpfkit.lang import ast, walk
@@ -80,7 +80,7 @@ ATTACH_TYPES = {"fentry": AttachType.TRACE_FENTRY, "fexit": AttachType.TRACE_FEX
 Expander = Callable[[ast.AttachPoint], "list[ast.AttachPoint]"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Options:
     """Facts of the running system the code depends on."""
 
@@ -566,7 +566,7 @@ def _uses_args(probe: ast.Probe) -> list[ast.FieldAccess]:
             for x in node:
                 walk(x)
         elif isinstance(node, ast.Node):
-            for name in node.__dataclass_fields__:
+            for name in field_names(node):
                 if name != "span":
                     walk(getattr(node, name))
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import CompileError
 from bpfkit.lang.source import Span
 
@@ -33,7 +33,7 @@ class Severity(str, enum.Enum):
     NOTE = "NOTE"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Note:
     """Extra information attached to a diagnostic, optionally pointing at other source."""
 
@@ -41,7 +41,7 @@ class Note:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagnostic:
     """One message about a script: severity, text, where, and optionally a hint and notes."""
 

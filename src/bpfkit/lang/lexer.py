@@ -15,8 +15,8 @@ that the parser can report the syntax error they cause, as bpftrace does.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.lang.diagnostics import Diagnostic, error
 from bpfkit.lang.names import KEYWORDS, RECORD_KEYWORDS
 from bpfkit.lang.source import Source, Span
@@ -43,7 +43,7 @@ class TokenKind(enum.Enum):
     CDEF = "struct definition"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Token:
     """One token: kind, exact source text, span and decoded value.
 

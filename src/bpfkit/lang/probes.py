@@ -12,14 +12,14 @@ fields stay None until the caller substitutes the parameters and calls `parse_at
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.lang.ast import AttachPoint
 from bpfkit.lang.diagnostics import Diagnostic, did_you_mean, error
 from bpfkit.lang.source import Span
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Provider:
     """A probe type: its canonical name, short aliases, and how many colon parts it takes."""
 

@@ -2,15 +2,15 @@
 `bpfkit.lang.resources`; use them from there).
 
 A module of their own because running a cached script (`bpfkit.trace.cache`) creates only the classes
-its events name, and each dataclass created is a measurable share of `bpfkit trace`'s start-up.
+its events name, and each record class created is a measurable share of `bpfkit trace`'s start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bpfkit._records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapEvent:
     """print(@m), clear(@m) or zero(@m): `action` applied by the runtime to map `name`.
 
@@ -24,14 +24,14 @@ class MapEvent:
     div: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimeEvent:
     """time(fmt): print the wall-clock time with a strftime format."""
 
     format: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JoinEvent:
     """join(array, delim): payload is [u64 count][JOIN_MAX strings of STRLEN bytes]."""
 

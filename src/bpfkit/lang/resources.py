@@ -9,9 +9,9 @@ An event record is ``[u64 event id][payload]``; the id indexes `CompiledScript.e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bpfkit._records import record
 from bpfkit.lang.attach import AttachPoint
 from bpfkit.lang.source import Span
 from bpfkit.lang.types import Type
@@ -36,7 +36,7 @@ JOIN_MAP = "__join"
 JOIN_MAX = 16
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrintfEvent:
     """printf/errorf/warnf/system/cat: the format string and the type of each argument, packed after the
     id. `stream` says what to do with the formatted text: stdout, error, warning (to stderr), system
@@ -48,7 +48,7 @@ class PrintfEvent:
     stream: str = "stdout"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExitEvent:
     """exit(): stop tracing."""
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # at run time `Event` is built on first use (see `__getattr__
 
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompiledProbe:
     """One program for one attach point.
 
@@ -87,7 +87,7 @@ class CompiledProbe:
         return best
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CompiledScript:
     """Everything the runtime needs to run a script."""
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 
+from bpfkit._records import field, record, replace
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast
 from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
@@ -55,7 +55,7 @@ from bpfkit.obj.usdt import UsdtArgSpec
 FormatLookup = Callable[[str, str], "TracepointFormat | None"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KfuncInfo:
     """A kernel function as kfunc/kretfunc (fentry/fexit) probes see it: its BTF id, its parameters
     in order with their types, and its return type (None for void)."""
@@ -89,7 +89,7 @@ SUPPORTED_PROVIDERS = frozenset({"BEGIN", "END", "tracepoint", "rawtracepoint", 
                                  "fentry", "fexit", "iter"})
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class MapDecl:
     """What the script does with a map: key type (None: no key), value type, lhist parameters."""
 
@@ -100,7 +100,7 @@ class MapDecl:
     lhist: tuple[int, int, int] | None = None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Analysis:
     """The result of `analyze`: types by node identity, maps, variables per probe index."""
 

@@ -9,9 +9,9 @@ array and pointer subscripts, typed tracepoint pointers, ``uaddr()``, ``kstack(m
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from bpfkit._records import replace
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
 from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type, struct_value

@@ -8,7 +8,8 @@ show the offending text with carets. Lines and columns are 1-based, as in bpftra
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+
+from bpfkit._records import record
 
 
 class Source:
@@ -66,7 +67,7 @@ class Source:
         return Span(self, start, start if end is None else end)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """The half-open character range [start, end) of a source."""
 

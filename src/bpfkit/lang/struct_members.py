@@ -1,20 +1,21 @@
 """The members of a STRUCT value (re-exported by `bpfkit.lang.types`; use it from there).
 
 A module of its own because running a cached script (`bpfkit.trace.cache`) creates only the classes its
-values name, few scripts copy kernel structs, and each dataclass created is a measurable share of
+values name, few scripts copy kernel structs, and each record class created is a measurable share of
 `bpfkit trace`'s start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bpfkit._records import record
 
 if TYPE_CHECKING:
     from bpfkit.lang.types import Type
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StructMember:
     """One member of a STRUCT value: `size` bytes at byte `offset` of the copy, of type `type` (an
     integer of its own width, a pointer, a string for a char array, an ARRAY or a STRUCT); for a

@@ -8,8 +8,8 @@ BPF_PROG_TYPE_TRACEPOINT program receives). Fields named ``common_*`` are the sh
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import ParseError
 
 _FIELD = re.compile(r"\s*field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
@@ -17,7 +17,7 @@ _FIELD = re.compile(r"\s*field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?
 _ARRAY = re.compile(r"^(?P<base>.*?)\s*\b(?P<name>\w+)\s*\[(?P<len>[^\]]*)\]$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TracepointField:
     """One field of a tracepoint record.
 
@@ -54,7 +54,7 @@ class TracepointField:
         return f"{self.ctype} {self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TracepointFormat:
     """The record layout of one tracepoint."""
 

@@ -9,8 +9,9 @@ Map values of aggregations have their own layouts (`value_size`).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from bpfkit._records import record as record_class
 
 if TYPE_CHECKING:
     from bpfkit.lang.struct_members import StructMember as StructMember
@@ -63,7 +64,7 @@ AGGREGATIONS = frozenset({Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG, Ki
                           Kind.LHIST})
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Type:
     """A value's type. `size` is the integer width in bytes (1, 2, 4, 8) for INT.
 

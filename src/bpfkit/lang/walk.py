@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from bpfkit._records import field_names
 from bpfkit.lang import ast
 
 #: Builtins that read the probe's context (r6), which a bpf_for_each_map_elem callback does not have.
@@ -17,7 +18,7 @@ def nodes(root: object) -> Iterator[ast.Node]:
             yield from nodes(x)
     elif isinstance(root, ast.Node):
         yield root
-        for name in root.__dataclass_fields__:
+        for name in field_names(root):
             if name != "span":
                 yield from nodes(getattr(root, name))
 

@@ -10,8 +10,7 @@ get names for anonymous parameters, as the kernel wants of global functions).
 
 from __future__ import annotations
 
-import dataclasses
-
+from bpfkit._records import replace
 from bpfkit.btf import (
     Datasec,
     Func,
@@ -106,7 +105,7 @@ def _fix_datasec(elf: ElfFile, ds: Datasec) -> Datasec:
                             f"overruns the section ({sec.size} bytes)", ".BTF")
         infos.append(VSI(info.type_id, off, info.size))
     infos.sort(key=lambda v: v.offset)
-    return dataclasses.replace(ds, size=ds.size or sec.size, vars=tuple(infos))
+    return replace(ds, size=ds.size or sec.size, vars=tuple(infos))
 
 
 def _fix_kconfig(btf: Spec, ds: Datasec, externs: dict[str, ExternSpec], types: list[Type]) -> Datasec:
@@ -116,11 +115,11 @@ def _fix_kconfig(btf: Spec, ds: Datasec, externs: dict[str, ExternSpec], types: 
         ext = externs.get(getattr(var, "name", ""))
         if ext is None or ext.kind is not ExternKind.KCONFIG or not isinstance(var, Var):
             continue  # declared but unused: no symbol, no slot (libbpf drops it the same way)
-        types[var.id - 1] = dataclasses.replace(var, linkage=VarLinkage.GLOBAL_ALLOCATED)
+        types[var.id - 1] = replace(var, linkage=VarLinkage.GLOBAL_ALLOCATED)
         infos.append(VSI(info.type_id, ext.offset, info.size))
     infos.sort(key=lambda v: v.offset)
     size = max((v.offset + v.size for v in infos), default=0)
-    return dataclasses.replace(ds, size=size, vars=tuple(infos))
+    return replace(ds, size=size, vars=tuple(infos))
 
 
 def _fix_ksyms(btf: Spec, ds: Datasec, types: list[Type], int_id: int, dummy: int) -> Datasec:
@@ -129,14 +128,14 @@ def _fix_ksyms(btf: Spec, ds: Datasec, types: list[Type], int_id: int, dummy: in
         t = btf.type_by_id(info.type_id)
         entry = info.type_id
         if isinstance(t, Func):
-            types[t.id - 1] = dataclasses.replace(t, linkage=FuncLinkage.GLOBAL)
+            types[t.id - 1] = replace(t, linkage=FuncLinkage.GLOBAL)
             proto = btf.type_by_id(t.type_id)
             if isinstance(proto, FuncProto) and any(p.type_id and not p.name for p in proto.params):
                 params = tuple(Param(p.name or (DUMMY_KSYM if p.type_id else ""), p.type_id)
                                for p in proto.params)
-                types[proto.id - 1] = dataclasses.replace(proto, params=params)
+                types[proto.id - 1] = replace(proto, params=params)
             entry = dummy
         elif isinstance(t, Var):
-            types[t.id - 1] = dataclasses.replace(t, type_id=int_id, linkage=VarLinkage.GLOBAL_ALLOCATED)
+            types[t.id - 1] = replace(t, type_id=int_id, linkage=VarLinkage.GLOBAL_ALLOCATED)
         infos.append(VSI(entry, 4 * n, 4))
-    return dataclasses.replace(ds, size=4 * len(infos), vars=tuple(infos))
+    return replace(ds, size=4 * len(infos), vars=tuple(infos))

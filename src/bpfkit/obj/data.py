@@ -8,8 +8,7 @@ non-static variable is mmapable (BPF_F_MMAPABLE, so user space can map it). Empt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.btf import Datasec, Spec, Var, VarLinkage
 from bpfkit.elf.file import ElfFile, Section, SectionType, SymbolType
 from bpfkit.uapi.enums import MapFlags, MapType
@@ -21,7 +20,7 @@ MAX_VALUE_SIZE = 0xFFFFFFFF
 """`value_size` is a u32 in bpf_attr."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VariableSpec:
     """A global (or static) variable in a data section: `size` bytes at `offset` of map `section`.
 

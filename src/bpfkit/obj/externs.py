@@ -9,8 +9,8 @@ of the `.kconfig` map (externs sorted by alignment, largest first, then size, th
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.btf import Array, Datasec, Enum, Func, Int, IntEncoding, Spec, Var, Void
 from bpfkit.elf.file import ElfFile
 
@@ -39,7 +39,7 @@ class KconfigType(enum.Enum):
     INT = "int"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExternSpec:
     """One extern. `btf_id` is its VAR or FUNC in the object's BTF; `type_id` the VAR's type (or the
     FUNC's prototype), modifiers and typedefs skipped. For KCONFIG externs `offset`/`size` place the

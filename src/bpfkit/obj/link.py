@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.btf.ext import BtfExt
 from bpfkit.elf.file import ElfFile, Relocation, RelocType, Section, Symbol, SymbolType
 from bpfkit.errors import ElfError, RelocationError
@@ -28,7 +28,7 @@ CALL = 0x85  # BPF_JMP | BPF_CALL
 INSN = 8
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Function:
     """A function symbol's instructions: slots [start, start + count) of its section."""
 
@@ -40,7 +40,7 @@ class Function:
     symbol_value: int
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class CodeSection:
     """An executable section: its bytes, instruction starts, functions and relocations by slot."""
 
@@ -57,7 +57,7 @@ class CodeSection:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Linked:
     """A linked program: bytecode and everything indexed by its slots."""
 

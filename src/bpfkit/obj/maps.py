@@ -9,10 +9,9 @@ prototype (program array), whose initial values are relocations in `.rel.maps`.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
-from dataclasses import dataclass
 
+from bpfkit._records import record, replace
 from bpfkit.btf import Array, Datasec, EnumBase, FuncProto, Member, Ptr, Spec, Struct, Var, VarLinkage
 from bpfkit.elf.file import ElfFile, RelocType, Section, SymbolType
 from bpfkit.errors import BtfError, ElfError
@@ -28,7 +27,7 @@ _INT_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "val
                "map_extra")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapDef:
     """A parsed map definition and where it sits: `offset`/`size` in its ELF section."""
 
@@ -226,7 +225,7 @@ def _initial_values(elf: ElfFile, sec: Section, defs: list[MapDef], inits: list[
         slots.setdefault(idx, []).append((slot, target))
     for idx, items in slots.items():
         d = defs[idx]
-        spec = dataclasses.replace(d.spec, init_slots=tuple(sorted(items)))
+        spec = replace(d.spec, init_slots=tuple(sorted(items)))
         defs[idx] = MapDef(spec, d.section, d.offset, d.size)
 
 

@@ -7,11 +7,10 @@ a global data map before load, the way a libbpf skeleton's `skel->rodata->x = 5`
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from bpfkit._records import field, record, replace
 from bpfkit.btf import Spec
 from bpfkit.errors import BpfkitError, BtfError
 
@@ -21,7 +20,7 @@ from .spec import MapSpec, ProgramSpec
 from .values import decode_value, encode_value
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ObjectSpec:
     """The specs of one BPF object file.
 
@@ -85,7 +84,7 @@ class ObjectSpec:
         spec = self.maps[var.section]
         whole = bytearray(spec.contents[0][1] if spec.contents else bytes(spec.value_size))
         whole[var.offset : var.offset + var.size] = new
-        self.maps[var.section] = dataclasses.replace(spec, contents=((ZERO_KEY, bytes(whole)),))
+        self.maps[var.section] = replace(spec, contents=((ZERO_KEY, bytes(whole)),))
 
     def datasec(self, section: str) -> DataSection:
         """A dict-like view of the variables of one global data section (`.rodata`, `.data.foo`)."""

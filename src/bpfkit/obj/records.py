@@ -9,8 +9,8 @@ classes is a measurable share of `bpfkit trace`'s start-up.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.uapi.btf import CoreReloKind
 
 
@@ -30,7 +30,7 @@ class RefKind(enum.Enum):
     index of the module BTF fd (0 for vmlinux)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reference:
     """An instruction of a program that refers to something only the loader can resolve.
 
@@ -47,7 +47,7 @@ class Reference:
     symbol: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Subprogram:
     """A function in a linked program: the main function at index 0, then each appended subprogram."""
 
@@ -57,7 +57,7 @@ class Subprogram:
     btf_type_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceLine:
     """A line_info record with its strings resolved: instruction `index` comes from `file`:`line`."""
 
@@ -68,7 +68,7 @@ class SourceLine:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoreRelocation:
     """A CO-RE relocation of instruction `index`: `kind` against local BTF type `type_id`, following
     `access` (field indices such as "0:1:2", or an enumerator index). Applied at load against the

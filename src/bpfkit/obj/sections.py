@@ -10,8 +10,8 @@ sleepable variant.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.uapi.enums import AttachType as A
 from bpfkit.uapi.enums import ProgType as P
 from bpfkit.uapi.flags import ProgLoadFlags
@@ -35,7 +35,7 @@ class SecFlag(enum.Flag):
     """A USDT probe program (needs the USDT support maps at attach time)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SectionDef:
     """One row of the table: `pattern` (with a trailing `+` when a target may follow) and what it means.
 
@@ -70,7 +70,7 @@ class SectionDef:
         return section == self.pattern
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SectionInfo:
     """What a section name means: its definition, the attach `target` after the `/` (may be empty) and
     the BPF_PROG_LOAD flags it implies."""

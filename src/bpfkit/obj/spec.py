@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bpfkit._records import record
 from bpfkit.uapi.enums import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:  # annotations only: loading a spec's bytecode does not need the instruction set package
@@ -34,7 +34,7 @@ class PinType(enum.IntEnum):
     """Pin at `<pin root>/<map name>` (default root /sys/fs/bpf); reuse a compatible pinned map."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapSpec:
     """A map to create (the fields of BPF_MAP_CREATE).
 
@@ -68,7 +68,7 @@ class MapSpec:
     section: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProgramSpec:
     """A program to load (the fields of BPF_PROG_LOAD).
 

@@ -15,7 +15,7 @@ and the child's pid) or on facts the validators cannot pin down (``kaddr()`` sym
 are not cached.
 
 The value is the `CompiledScript` as plain tuples, lists and scalars, written with `marshal` (fast, and
-it cannot name arbitrary code), programs as bytecode. Decoding rebuilds only bpfkit dataclasses and
+it cannot name arbitrary code), programs as bytecode. Decoding rebuilds only bpfkit records and
 enums, and a program's instructions stay bytes (`bpfkit.trace.runtime.patch_maps` patches map fds in).
 A corrupt, truncated or foreign entry is deleted and the script compiled again. Entries live in
 ``$XDG_CACHE_HOME/bpfkit/trace`` (default ``~/.cache/bpfkit/trace``), or ``$BPFKIT_CACHE_DIR/trace``.
@@ -23,7 +23,6 @@ A corrupt, truncated or foreign entry is deleted and the script compiled again. 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import importlib
 import marshal
@@ -33,6 +32,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from bpfkit._records import field_names, is_record, replace
 
 try:  # hashlib loads OpenSSL (~2 ms of start-up); the builtin blake2 module is all a key needs
     from _blake2 import blake2b
@@ -234,15 +235,15 @@ class _Encoder:
             return ["l", [self.encode(x) for x in obj]]  # type: ignore[attr-defined]
         if t is dict:
             return ["m", [[self.encode(k), self.encode(v)] for k, v in obj.items()]]  # type: ignore[attr-defined]
-        if dataclasses.is_dataclass(obj):
+        if is_record(obj):
             value: Any = obj
             if t.__qualname__ == "ProgramSpec" and isinstance(value.insns, tuple):
                 # Bytecode, not Instruction objects: the runtime loads bytes as they are, and a hit then
                 # needs neither the instruction set package nor thousands of objects.
                 from bpfkit.isa import encode as encode_insns
 
-                value = dataclasses.replace(value, insns=encode_insns(value.insns))
-            values = [self.encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init]
+                value = replace(value, insns=encode_insns(value.insns))
+            values = [self.encode(getattr(value, name)) for name in field_names(value)]
             return ["d", self._cls(t), values]
         if t.__module__ == "bpfkit.lang.source" and t.__qualname__ == "Source":
             index = self._sources.get(id(obj))
@@ -256,8 +257,7 @@ class _Encoder:
 class _Decoder:
     def __init__(self, classes: Sequence[tuple[str, str]], sources: Sequence[tuple[str, str]]) -> None:
         self.classes = [_resolve(m, q) for m, q in classes]
-        self.fields = [tuple(f.name for f in dataclasses.fields(c) if f.init)
-                       if dataclasses.is_dataclass(c) else () for c in self.classes]
+        self.fields = [field_names(c) if is_record(c) else () for c in self.classes]
         self.sources: list[Any] = []
         if sources:
             from bpfkit.lang.source import Source
@@ -290,8 +290,8 @@ def _resolve(module: str, qualname: str) -> type:
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    if not isinstance(obj, type) or not (dataclasses.is_dataclass(obj) or issubclass(obj, enum.Enum)):
-        raise ValueError(f"{module}.{qualname} is not a dataclass or an enum")
+    if not isinstance(obj, type) or not (is_record(obj) or issubclass(obj, enum.Enum)):
+        raise ValueError(f"{module}.{qualname} is not a record or an enum")
     return obj
 
 

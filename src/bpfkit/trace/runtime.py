@@ -13,10 +13,10 @@ import re
 import signal
 import struct
 import sys
-from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, TextIO
 
+from bpfkit._records import record, replace
 from bpfkit.errors import CompileError, VerifierError
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
 from bpfkit.kernel.maps import Map
@@ -44,7 +44,7 @@ _INSN_LINE = r"^(\d+): \("
 """A verifier log line about an instruction (compiled by `re` on first use: start-up is a hot path)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunOptions:
     """How to run: the bpftrace flags that matter at run time."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import fnmatch
 import functools
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bpfkit._records import replace
 from bpfkit.errors import BpfkitError, CompileError, KernelError
 from bpfkit.kernel import tracefs
 from bpfkit.lang import ast

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
+
+from bpfkit._records import record
 
 _C = TypeVar("_C", bound=type)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CSource:
     """Where a class's constants come from in the UAPI header."""
 

@@ -7,15 +7,14 @@ length, r10 the top of a 512-byte stack; the result is r0. Helpers are the suite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.errors import BpfkitError
 from bpfkit.isa.conformance import Vector
 from bpfkit.vm.helpers import conformance_helpers
 from bpfkit.vm.machine import EngineName, Vm
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VectorOutcome:
     """The result of one vector: `passed`, the r0 obtained (None on error) and the error if any."""
 

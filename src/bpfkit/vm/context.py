@@ -11,8 +11,8 @@ skb programs see the frame from the Ethernet header (tc) or from the network hea
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import VmError, VmMemoryError
 from bpfkit.vm.memory import SLOT_SHIFT, AddressSpace, Region, RegionKind
 from bpfkit.vm.runtime import Packet
@@ -53,7 +53,7 @@ def _ranges(names: tuple[str, ...]) -> list[tuple[int, int]]:
     return [(SKB_FIELDS[n][0], SKB_FIELDS[n][0] + SKB_FIELDS[n][1]) for n in names]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunSetup:
     """What a context prepared: the initial r1..r5, and the packet (for LD_ABS and xdp helpers)."""
 

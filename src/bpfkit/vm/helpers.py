@@ -12,9 +12,9 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bpfkit._records import record
 from bpfkit.errors import VmHelperError, VmMemoryError
 from bpfkit.uapi.enums import Helper
 from bpfkit.vm.maps import (
@@ -38,7 +38,7 @@ TASK_COMM_LEN = 16
 MAX_PRINTK_ARGS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HelperDef:
     """A helper: kernel id, name (without `bpf_`), and implementation."""
 

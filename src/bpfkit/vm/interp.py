@@ -8,8 +8,8 @@ results; tests run both on the same programs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import VmError, VmHelperError
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import Kind
@@ -21,7 +21,7 @@ from bpfkit.vm.runtime import U64, HelperFn, RunState, TailCallDone
 _SIZE_BYTES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TraceStep:
     """One executed instruction: where, what, and the registers r0..r10 after it ran."""
 
@@ -39,7 +39,7 @@ class TraceStep:
 TraceFn = Callable[[TraceStep], None]
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Frame:
     return_pc: int
     saved: tuple[int, ...]  # r1..r10 of the caller

@@ -17,15 +17,14 @@ the opt-out for trusted code: nothing is verified and every access keeps its run
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bpfkit._records import record, replace
 from bpfkit.errors import VerificationError, VmError, VmHelperError
 from bpfkit.isa.builder import Relocation
 from bpfkit.isa.instruction import Instruction
@@ -55,7 +54,7 @@ _SKB_L2 = {ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.LWT_XMIT}
 _SKB_L3 = {ProgType.SOCKET_FILTER, ProgType.CGROUP_SKB, ProgType.LWT_IN, ProgType.LWT_OUT}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TestRunResult:
     """What one `test_run` gives back, like BPF_PROG_TEST_RUN: r0 of the last run, the packet and
     context after it, and the mean wall time per run. `instructions` counts the last run's steps."""
@@ -69,7 +68,7 @@ class TestRunResult:
     instructions: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Task:
     """The "current task" the task helpers report (get_current_pid_tgid, _uid_gid, _comm)."""
 
@@ -500,7 +499,7 @@ def _with_opt_out(err: VerificationError, prog_type: ProgType | None) -> Verific
         return err
     hint = (f"{report.hint}; or, for trusted code, load it with verify=False (Vm.load, "
             "Vm.load_object; `bpfkit vm run --no-verify`): it then runs with every run-time check on")
-    return VerificationError(dataclasses.replace(report, hint=hint))
+    return VerificationError(replace(report, hint=hint))
 
 
 def _available(engine: EngineName) -> EngineName:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.errors import VmMemoryError
 
 SLOT_SHIFT = 28
@@ -72,7 +72,7 @@ StoreHook = Callable[[int, int, int], bool]
 """(offset, size, value) -> True if handled, False to write the region's bytes as usual."""
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class Region:
     """A run of bytes at `base`; `buf` may be a bytearray, bytes (read-only) or a memoryview."""
 

@@ -27,11 +27,11 @@ values the caller passes (or clear refusals):
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from bpfkit._records import field, record, replace
 from bpfkit.btf import Spec, load_btf
 from bpfkit.btf.core import CoreResult, relocate
 from bpfkit.errors import BpfkitError, LinkError, VerificationError, VmError, VmHelperError
@@ -66,7 +66,7 @@ def default_target_btf(path: str | None = None) -> Spec | None:
     return spec
 
 
-@dataclasses.dataclass(eq=False)
+@record(frozen=False, eq=False)
 class VmCollection:
     """The maps and programs of one object, loaded into a `Vm` (like `bpfkit.kernel.Collection`).
 
@@ -77,10 +77,10 @@ class VmCollection:
 
     spec: ObjectSpec
     vm: Vm
-    programs: dict[str, VmProgram] = dataclasses.field(default_factory=dict)
-    maps: dict[str, VmMap] = dataclasses.field(default_factory=dict)
-    core_results: dict[str, list[CoreResult]] = dataclasses.field(default_factory=dict)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    programs: dict[str, VmProgram] = field(default_factory=dict)
+    maps: dict[str, VmMap] = field(default_factory=dict)
+    core_results: dict[str, list[CoreResult]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         """Release the programs' native code (idempotent); maps live as long as the VM."""
@@ -97,7 +97,7 @@ class VmCollection:
         return f"<VmCollection {self.spec.name}: {len(self.programs)} programs, {len(self.maps)} maps>"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class ResolvedObject:
     """An object as a loader sees it just before loading: `programs` with their CO-RE relocations
     applied (`core_results` says how, per program), `maps` with the `.kconfig` contents filled."""
@@ -120,7 +120,7 @@ def resolve_object(spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str
     maps = dict(spec.maps)
     kspec = maps.get(".kconfig")
     if kspec is not None:
-        maps[".kconfig"] = dataclasses.replace(
+        maps[".kconfig"] = replace(
             kspec, contents=((bytes(4), _kconfig(spec, kspec.value_size, kconfig, where)),))
     programs: dict[str, ProgramSpec] = {}
     results: dict[str, list[CoreResult]] = {}
@@ -133,7 +133,7 @@ def resolve_object(spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str
             code = pspec.insns if isinstance(pspec.insns, bytes) else bytes(encode(pspec.insns))
             code, results[name] = relocate(code, pspec.core_relos, spec.btf, target, where=label,
                                            cache=cache)
-            pspec = dataclasses.replace(pspec, insns=code, core_relos=())  # applied
+            pspec = replace(pspec, insns=code, core_relos=())  # applied
         programs[name] = pspec
     return ResolvedObject(programs, maps, results)
 
@@ -166,7 +166,7 @@ def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.Pat
             coll.skipped[name] = reason
             continue
         if not mspec.name:
-            mspec = dataclasses.replace(mspec, name=name)
+            mspec = replace(mspec, name=name)
         coll.maps[name] = vm.create_map(mspec)
     try:
         for name, pspec in resolved.programs.items():
@@ -269,7 +269,7 @@ def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, where: str,
         return coll.vm.load(pspec, maps=maps, relocations=relocs, verify=verify)
     except VerificationError as err:  # the report names the instruction and line; add the program
         report = err.report
-        raise VerificationError(dataclasses.replace(report, message=f"{label}: {report.message}")) from None
+        raise VerificationError(replace(report, message=f"{label}: {report.message}")) from None
     except VmError as err:  # same class (VmHelperError...), now naming the object and program
         message = err.message
         if isinstance(err, VmHelperError) and message.startswith("unknown helper") and err.insn is not None:

@@ -9,8 +9,8 @@ not in the middle of an LD_IMM64, every helper known, every map reference resolv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import AsmError, VmError, VmHelperError
 from bpfkit.isa.codec import decode
 from bpfkit.isa.instruction import Instruction
@@ -25,7 +25,7 @@ PseudoResolver = Callable[[int, Instruction], int]
 """(slot, LD_IMM64 instruction with a map pseudo src) -> the 64-bit value to load."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """One instruction at its slot, with its opcode-table kind and resolved targets."""
 

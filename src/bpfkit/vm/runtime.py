@@ -7,9 +7,9 @@ and helpers behave identically in each.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from bpfkit._records import record
 from bpfkit.errors import BpfkitError, VmError, VmLimitError, VmMemoryError
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT
 from bpfkit.vm.memory import SLOT_SHIFT, STACK_SLOT0, AddressSpace, RegionKind
@@ -75,7 +75,7 @@ class Engine(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Packet:
     """The packet of a networking run: `frame` holds headroom + data; [meta, data, end) are offsets."""
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from bpfkit._records import replace
 from bpfkit.btf import Func, Spec, Typedef, load_btf
 from bpfkit.isa import LD_IMM64, Instruction, assemble
 from bpfkit.obj.spec import MapSpec

@@ -4,11 +4,11 @@ symbols checked against it."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
+from bpfkit._records import replace
 from bpfkit.btf import Spec, load_btf
 from bpfkit.btf.core import relocate
 from bpfkit.isa import encode
@@ -33,5 +33,5 @@ def verify_object_program(path: Path, name: str, btf: Spec | None = None, **kw: 
     if prog.core_relos and btf is not None and obj.btf is not None:
         code = prog.insns if isinstance(prog.insns, bytes) else bytes(encode(prog.insns))
         code, _ = relocate(code, prog.core_relos, obj.btf, btf)
-        prog = dataclasses.replace(prog, insns=code, core_relos=())
+        prog = replace(prog, insns=code, core_relos=())
     return verify_program(prog, obj.maps, btf=btf, **kw)

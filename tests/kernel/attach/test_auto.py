@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import os
 import struct
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bpfkit._records import replace
 from bpfkit.kernel.attach.auto import AutoAttachError, attach_all, attach_program
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.programs import Program
@@ -31,14 +31,14 @@ class Loaded:
         self.programs: dict[str, Program] = {}
         try:
             for name, m in spec.maps.items():
-                self.maps[name] = Map.create(dataclasses.replace(m, btf_key_type_id=0, btf_value_type_id=0),
+                self.maps[name] = Map.create(replace(m, btf_key_type_id=0, btf_value_type_id=0),
                                              key=int, value=int)
             for name, p in spec.programs.items():
                 code = bytearray(p.insns if isinstance(p.insns, bytes) else b"")
                 for ref in p.references:
                     assert ref.kind == RefKind.MAP
                     struct.pack_into("<i", code, ref.index * 8 + 4, self.maps[ref.target].fileno())
-                self.programs[name] = Program.load(dataclasses.replace(p, insns=bytes(code), func_info=b"",
+                self.programs[name] = Program.load(replace(p, insns=bytes(code), func_info=b"",
                                                                        line_info=b""))
         except BaseException:
             self.close()

@@ -3,7 +3,6 @@ that nothing else (struct.error, IndexError, UnicodeError...) ever escapes."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import struct
 
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bpfkit._records import replace
 from bpfkit.btf import Composite, Datasec, FuncProto, Kind, Spec, Type, dump_raw, load_btf
 from bpfkit.btf.marshal import marshal
 from bpfkit.errors import BtfError
@@ -189,12 +189,12 @@ def _clamp(t: Type, last: int) -> Type:
         if hasattr(t, f):
             changes[f] = fix(getattr(t, f))
     if isinstance(t, Composite):
-        changes["members"] = tuple(dataclasses.replace(m, type_id=fix(m.type_id)) for m in t.members)
+        changes["members"] = tuple(replace(m, type_id=fix(m.type_id)) for m in t.members)
     if isinstance(t, FuncProto):
-        changes["params"] = tuple(dataclasses.replace(p, type_id=fix(p.type_id)) for p in t.params)
+        changes["params"] = tuple(replace(p, type_id=fix(p.type_id)) for p in t.params)
     if isinstance(t, Datasec):
-        changes["vars"] = tuple(dataclasses.replace(v, type_id=fix(v.type_id)) for v in t.vars)
-    return dataclasses.replace(t, **changes)  # type: ignore[arg-type]
+        changes["vars"] = tuple(replace(v, type_id=fix(v.type_id)) for v in t.vars)
+    return replace(t, **changes)  # type: ignore[arg-type]
 
 
 def _vmlinux_head(limit: int = 8192) -> bytes:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bpfkit._records import replace
 from bpfkit.errors import AsmError, BpfkitError, ParseError
 from bpfkit.isa import decode, encode
 from bpfkit.isa.conformance import Vector, load_vector, load_vectors, parse_vector

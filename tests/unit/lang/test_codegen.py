@@ -7,11 +7,11 @@ tests/kernel/trace); here they pin the compiler + runtime formatting without a k
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bpfkit._records import replace
 from bpfkit.errors import BpfkitError, CompileError
 from bpfkit.lang import ast
 from bpfkit.lang.codegen import Options, compile_script

@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from bpfkit._records import replace
 from bpfkit.isa import encode as encode_insns
 from bpfkit.lang import ast
 from bpfkit.lang.codegen import Options, compile_script
@@ -120,7 +120,7 @@ def test_decode_refuses_what_is_not_a_compiled_script() -> None:
         decode(marshal.dumps(([], [], ["t", [1, 2]])))
     with pytest.raises(ValueError, match="not a bpfkit module"):
         decode(marshal.dumps(([("os", "system")], [], ["d", 0, []])))
-    with pytest.raises(ValueError, match="not a dataclass or an enum"):
+    with pytest.raises(ValueError, match="not a record or an enum"):
         decode(marshal.dumps(([("bpfkit.trace.cache", "ScriptCache")], [], ["d", 0, []])))
 
 

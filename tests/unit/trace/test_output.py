@@ -69,8 +69,7 @@ def _frames(kind: Kind, stack_id: int, pid: int, mode: str = "") -> str:
 
 
 def test_stack_limits_and_value_indentation() -> None:
-    from dataclasses import replace
-
+    from bpfkit._records import replace
     from bpfkit.lang.types import KSTACK
     from bpfkit.trace.output import value_stack
 

@@ -17,10 +17,10 @@ import errno as _errno
 import itertools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.elf.symbols import read_image
 from bpfkit.errors import KernelError
 from bpfkit.kernel import tracefs
@@ -41,7 +41,7 @@ from bpfkit.uapi.perf import PerfType
 _probe_numbers = itertools.count()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UprobeTarget:
     """A resolved probe place: the file and the offset in it."""
 

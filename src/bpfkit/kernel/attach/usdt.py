@@ -14,9 +14,9 @@ import os
 import platform
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.elf.symbols import read_image
 from bpfkit.errors import ElfError
 from bpfkit.kernel.attach.base import LinkGroup
@@ -29,7 +29,7 @@ STAPSDT_NOTE = ".note.stapsdt"
 STAPSDT_BASE = ".stapsdt.base"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UsdtProbe:
     """One USDT probe site: where it is (virtual `address`, file `offset`), its semaphore (virtual
     address and file offset, 0 when none) and its arguments."""

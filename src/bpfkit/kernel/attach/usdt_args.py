@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import ParseError
 
 
@@ -48,7 +48,7 @@ ARM64_PT_REGS = {**{f"x{i}": 8 * i for i in range(31)}, "sp": 248, "pc": 256, "p
 """Offsets of the arm64 registers in struct pt_regs (user_pt_regs: regs[31], sp, pc, pstate)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UsdtArg:
     """One parsed argument. `reg_offset` (and `index_offset`) are pt_regs offsets; -1 when unused."""
 

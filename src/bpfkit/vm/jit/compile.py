@@ -25,8 +25,8 @@ the caller promises that at those slots the base register always holds the real 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 
+from bpfkit._records import field, record
 from bpfkit.errors import VmError
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import Kind
@@ -66,7 +66,7 @@ def block(name: str) -> Mem:
     return Mem(R12, offset(name))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemSite:
     """A checked memory instruction: its cache index is its position in `CompiledCode.sites`."""
 
@@ -77,7 +77,7 @@ class MemSite:
     atomic: int | None = None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class CompiledCode:
     """Machine code and what the loader needs to place it."""
 
@@ -98,7 +98,7 @@ class CompiledCode:
     """Where each piece of the code starts, in code order (for listings such as `vm jit-dump`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CodeMark:
     """The start of a piece of native code: the eBPF instruction at `slot`, or (slot None) a routine
     named `name` (entry stub, a function's prologue, epilogue or out-of-line stubs, memslow...). A piece

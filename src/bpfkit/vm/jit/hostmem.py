@@ -20,8 +20,8 @@ import bisect
 import ctypes
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import VmError
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES
 from bpfkit.vm.context import SKB_FIELDS, XDP_DATA, XDP_DATA_END, XDP_DATA_META, SkbContext, XdpContext
@@ -36,7 +36,7 @@ _XDP_POINTERS = (XDP_DATA, XDP_DATA_END, XDP_DATA_META)
 _SKB_WORDS = tuple(SKB_FIELDS[name][0] for name in ("data", "data_end", "data_meta", "len"))
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class HostRegion:
     """A region's buffer as host memory: `size` bytes at `addr`, kept alive by `keep`."""
 

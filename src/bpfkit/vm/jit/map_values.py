@@ -31,8 +31,7 @@ proven only for maps that can never become read-only to programs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, PseudoSrc, Source
 from bpfkit.vm import helpers
@@ -47,7 +46,7 @@ _SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
 _STOPS = frozenset({Kind.CALL, Kind.CALLX, Kind.EXIT, Kind.LD_ABS, Kind.LD_IND, Kind.JCOND})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Value:
     """The value a walk's pointer points into: its size and whether programs may write it."""
 

@@ -24,9 +24,9 @@ import ctypes
 import errno
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bpfkit._records import field, record
 from bpfkit.errors import BpfkitError
 from bpfkit.uapi.enums import Helper
 from bpfkit.uapi.insn import MAX_TAIL_CALL_CNT
@@ -46,7 +46,7 @@ NO_PROGRAM = 1
 ENOENT = -errno.ENOENT
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Table:
     """The native table of one prog array in one VM."""
 
@@ -60,7 +60,7 @@ class _Table:
         return ctypes.addressof(self.buf)
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Tables:
     """The tail-call state of one VM's JIT: tables by prog array, the current-program cell and the
     programs native code of the current run may be running."""
@@ -166,7 +166,7 @@ def _emit(c: Compiler, tables: list[_Table], cell: int, slow: Label) -> None:
 ProgramFor = Callable[[LoadedProgram, "JitRuntime", RunState], "JitProgram"]
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class RunToken:
     """What `begin_run` changed, for `end_run` to undo."""
 

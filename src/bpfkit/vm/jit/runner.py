@@ -17,8 +17,8 @@ import ctypes
 import struct
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import VmError, VmHelperError, VmLimitError, VmMemoryError
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES
@@ -192,7 +192,7 @@ class JitProgram:
             return int(MemStatus.FAULT)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JitOptions:
     """How a program is compiled: `proven_safe` slots skip their bounds check; `unsafe` skips all.
     `ctx_loads` (`VerifierResult.ctx_loads`) are context loads that run unchecked where they read plain

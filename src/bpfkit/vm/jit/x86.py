@@ -13,8 +13,8 @@ they are never read as ah/ch/dh/bh.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import BpfkitError
 
 
@@ -113,7 +113,7 @@ class Label:
         return f"<Label {self.name or hex(id(self))} @{self.offset}>"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DataRef:
     """Byte `offset` of the data area placed after the code (page aligned)."""
 
@@ -123,7 +123,7 @@ class DataRef:
 Target = Label | DataRef
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mem:
     """A memory operand: [base + index*scale + disp], or [rip + target + disp] when `rip` is set."""
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from bpfkit._records import replace
 from bpfkit.uapi.insn import AluOp, InsnClass
 from bpfkit.vm.verifier import arith
 from bpfkit.vm.verifier.cfg import Op, alu_op, is_x

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.btf.spec import Spec
 from bpfkit.errors import AsmError, VerificationError
 from bpfkit.isa.builder import Relocation
@@ -35,7 +35,7 @@ GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual 
 """Licenses the kernel treats as GPL-compatible (license_is_gpl_compatible)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VerifierResult:
     """A program bpfkit's verifier accepted, with the cost of proving it.
 

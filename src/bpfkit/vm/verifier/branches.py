@@ -8,8 +8,7 @@ many bytes are safe (find_good_pkt_pointers).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from bpfkit._records import replace
 from bpfkit.uapi.insn import InsnClass, JmpOp
 from bpfkit.vm.verifier.alu import read_reg
 from bpfkit.vm.verifier.cfg import Op, is_x, jmp_op

@@ -10,9 +10,9 @@ target's (`verify(btf=...)`); nothing here reads the running kernel.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from bpfkit._records import replace
 from bpfkit.btf.types import (
     Array,
     Composite,

@@ -6,8 +6,7 @@ kfunc calls are in `kfuncs`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
 from bpfkit.uapi.insn import MAX_CALL_FRAMES
 from bpfkit.vm.verifier import memory
@@ -32,7 +31,7 @@ from bpfkit.vm.verifier.state import (
 )
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class CallMeta:
     """What the arguments of one helper call established."""
 

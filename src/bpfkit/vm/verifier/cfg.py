@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import OPCODES, Kind, field_error
 from bpfkit.uapi.insn import MAX_BPF_STACK, MAX_CALL_FRAMES, AluOp, InsnClass, JmpOp, PseudoCall, PseudoSrc
@@ -39,7 +39,7 @@ def is_x(insn: Instruction) -> bool:
     return bool(insn.opcode & 0x08)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Op:
     """An instruction at its slot with its opcode-table kind and resolved target."""
 

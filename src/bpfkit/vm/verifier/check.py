@@ -15,8 +15,8 @@ the loop converges. Only the scalars a check below a checkpoint relied on must b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.enums import MapType
 from bpfkit.uapi.insn import AtomicOp, PseudoCall, PseudoSrc
@@ -58,7 +58,7 @@ def _swap_in(st: State, other: State) -> None:
         _swap(st, other)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Failure:
     """Where exploration stopped: the refusal and the state it happened in."""
 

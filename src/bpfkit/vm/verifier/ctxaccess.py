@@ -8,8 +8,7 @@ bpf_perf_event_data`), as in `bpfkit.vm.context`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from bpfkit._records import record
 from bpfkit.uapi.enums import AttachType, ProgType
 from bpfkit.vm.verifier.state import RegType
 
@@ -20,7 +19,7 @@ U64_ONLY = frozenset({8})
 NONE: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Field:
     """A context field: [off, off+size), the access sizes allowed to read and write it, and the
     pointer type a read produces (None: a scalar)."""
@@ -33,7 +32,7 @@ class Field:
     loads: RegType | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     """The context of a program type: a C struct name, its size, and its fields."""
 

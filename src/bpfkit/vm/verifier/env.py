@@ -3,9 +3,9 @@ the limits, and the counters the result reports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from bpfkit._records import field, record
 from bpfkit.uapi.enums import AttachType, MapType, ProgType
 from bpfkit.vm.verifier.cfg import Program
 from bpfkit.vm.verifier.state import MapInfo
@@ -22,7 +22,7 @@ MAX_PACKET_OFF = 0xFFFF
 """MAX_PACKET_OFF: packet offsets beyond this give no range."""
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Env:
     """Configuration and counters of one verification."""
 

@@ -10,9 +10,9 @@ kfunc is refused, as is a call from a non-GPL program (the kernel's rule).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any
 
+from bpfkit._records import record
 from bpfkit.btf.types import Func, FuncProto, Int, Struct, Union, Var
 from bpfkit.errors import BtfError
 from bpfkit.uapi.enums import ProgType
@@ -33,7 +33,7 @@ class Special(enum.Enum):
     CAST_TO_KERN_CTX = "cast_to_kern_ctx"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Kfunc:
     name: str
     special: Special = Special.PLAIN

@@ -13,8 +13,7 @@ tests/data/verifier/disagreements.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from bpfkit._records import replace
 from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import MAX_BPF_STACK
 from bpfkit.vm.verifier import btfmem, ctxaccess

@@ -13,8 +13,7 @@ gives up and marks every scalar of the whole chain precise, which is always safe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from bpfkit._records import field, record
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import AluOp, PseudoCall
 from bpfkit.vm.verifier.cfg import Program, alu_op, is_x
@@ -33,7 +32,7 @@ def stack_key(frameno: int, slot: int) -> int:
     return frameno * NSLOTS + slot
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Precision:
     """The precise scalars of a checkpoint: registers per frame (bit masks), spilled slots, or all."""
 

@@ -10,8 +10,8 @@ A helper without a prototype here is refused: bpfkit cannot check its arguments.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.uapi.enums import Helper, MapType, ProgType
 
 
@@ -55,7 +55,7 @@ _ALL = frozenset({ProgType.SOCKET_FILTER, ProgType.SCHED_CLS, ProgType.SCHED_ACT
                   ProgType.CGROUP_SKB, *_TRACING})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Proto:
     """A helper's prototype. `map_types` (when set) are the only map types its map argument may be;
     `changes_packet` says it may move packet data (every packet pointer is invalid after it)."""

@@ -10,9 +10,9 @@ where the kernel keeps it, so bpfkit never knows more than the kernel does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
+from bpfkit._records import record
 from bpfkit.vm.verifier.tnum import U32, U64, UNKNOWN, Tnum
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
@@ -38,7 +38,7 @@ def u32(x: int) -> int:
     return x & U32
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bounds:
     """What is known about a 64-bit value (a scalar, or the variable offset of a pointer)."""
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from bpfkit._records import record
 from bpfkit.errors import AsmError
 from bpfkit.isa.disasm import format_insn
 from bpfkit.vm.verifier.cfg import Op, Program
@@ -25,7 +25,7 @@ MAX_PATH = 256
 """Instruction slots kept at the end of a report's path."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceLine:
     file: str
     line: int
@@ -35,7 +35,7 @@ class SourceLine:
         return f"{self.file}:{self.line}: {self.text.strip()}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Report:
     """Why bpfkit's verifier refused a program.
 

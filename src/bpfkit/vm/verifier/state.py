@@ -8,9 +8,9 @@ path. Types and their log names follow the kernel's `enum bpf_reg_type` (include
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bpfkit._records import field, record, replace
 from bpfkit.uapi.enums import MapType
 from bpfkit.uapi.insn import MAX_BPF_STACK
 from bpfkit.vm.verifier.ranges import UNBOUNDED, ZERO, Bounds
@@ -44,7 +44,7 @@ PACKET_TYPES = frozenset({RegType.PACKET, RegType.PACKET_META})
 POINTER_TYPES = frozenset(t for t in RegType if t not in (RegType.NOT_INIT, RegType.SCALAR))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MapInfo:
     """The facts about a map the verifier uses (from a `MapSpec`)."""
 
@@ -96,7 +96,7 @@ def map_info(obj: Any, where: str) -> MapInfo:
         raise ValueError(str(err)) from None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reg:
     """One register. For pointers `b` is the variable part of the offset and `off` the fixed part.
 
@@ -209,7 +209,7 @@ class Byte(enum.Enum):
     SPILL = "r"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StackSlot:
     """One 8-byte stack slot: the kind of each byte (lowest address first) and a spilled register."""
 
@@ -225,7 +225,7 @@ class StackSlot:
 EMPTY_SLOT = StackSlot()
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Frame:
     """One call frame: registers and stack. `callsite` is the call instruction (-1 for the main
     program), `subprog` the entry instruction of the function running in it."""
@@ -250,7 +250,7 @@ class Frame:
         return self.stack.get(index, EMPTY_SLOT)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Edge:
     """A control transfer on the path to an instruction: `kind` is taken / not taken / goto / call /
     return."""
@@ -260,7 +260,7 @@ class Edge:
     kind: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PathNode:
     """A persistent list of the edges a path took (shared between the paths that forked from it)."""
 
@@ -278,7 +278,7 @@ class PathNode:
         return out
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class State:
     """The state of one path: call frames (the last is running), acquired references and counters."""
 
