@@ -6,16 +6,16 @@ Per program: ns per run of the interpreter, the fast (Python-translation) engine
 (`test_run(repeat=N)` loops in native code) and, as root with bpf(2), the kernel's JIT through
 BPF_PROG_TEST_RUN with the same repeat count (`bpfkit.kernel.programs.Program`). Then JIT compile time
 per 1000 instructions (code generation alone, and with mmap/mprotect), beside the kernel's load time
-(verifier + JIT) for the same program. Run figures are the best of 20 batches (see BATCHES), compile
+(verifier + JIT) for the same program. Run figures are the best of 20 batches (see `_common.BATCHES`), compile
 figures the best of 3.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from _common import best_batch, best_of, jit_missing, kernel_unavailable, parse_args, timed_ms, wall
 
 # The same two programs as bench_vm.py (a sibling script), so the figures of both scripts compare.
 from bench_vm import PACKET, arithmetic_loop, xdp_parser
@@ -24,7 +24,7 @@ from bpfkit.isa import Builder, Instruction
 from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import AtomicOp, Reg
 from bpfkit.vm import Vm
-from bpfkit.vm.jit import Compiler, JitProgram, jit_supported, runtime_for
+from bpfkit.vm.jit import Compiler, JitProgram, runtime_for
 from bpfkit.vm.translate import Translated
 
 R = Reg
@@ -67,39 +67,13 @@ def thousand_instructions(seed: int = 1) -> list[Instruction]:
     return init.build() + b.build()
 
 
-BATCHES = 20
-"""Figures are the best of this many batches of runs/BATCHES runs: long stretches of native code are
-slowed down by the host (CPU steal on a VM), short batches see the machine's real speed."""
-
-
-def best_of(fn: Callable[[], float], times: int = 3) -> float:
-    return min(fn() for _ in range(times))
-
-
 def vm_ns_per_run(insns: Sequence[Instruction], prog_type: ProgType | None, data: bytes, engine: str,
                   runs: int) -> tuple[float, int]:
     prog = Vm(budget=None).load(list(insns), prog_type=prog_type)
     retval = prog.test_run(data, engine=engine).retval  # type: ignore[arg-type]  # warm-up, compile
-    batch = max(runs // BATCHES, 1)
-
-    def once() -> float:
-        start = time.perf_counter_ns()
-        prog.test_run(data, repeat=batch, engine=engine)  # type: ignore[arg-type]
-        return (time.perf_counter_ns() - start) / batch
-    return best_of(once, BATCHES), retval
-
-
-def kernel_unavailable() -> str | None:
-    try:
-        from bpfkit.kernel.programs import Program
-    except ImportError as exc:
-        return f"bpfkit.kernel is not importable ({exc})"
-    try:
-        with Program.load(Builder().mov(R.R0, 0).exit().build(), ProgType.XDP) as prog:
-            prog.test_run(bytes(64))
-    except Exception as exc:
-        return f"cannot load and test-run a program ({exc}); needs root and bpf(2)"
-    return None
+    run = wall(lambda n: prog.test_run(data, repeat=n, engine=engine))  # type: ignore[arg-type]
+    ns = best_batch(run, runs)
+    return ns, retval
 
 
 def kernel_ns_per_run(insns: Sequence[Instruction], prog_type: ProgType | None, data: bytes,
@@ -109,32 +83,22 @@ def kernel_ns_per_run(insns: Sequence[Instruction], prog_type: ProgType | None, 
     packet = data or bytes(64)  # untyped programs run as XDP on a zeroed packet
     with Program.load(list(insns), prog_type or ProgType.XDP, name="bench") as prog:
         retval = prog.test_run(packet).retval
-        batch = max(runs // BATCHES, 1)
-        return best_of(lambda: float(prog.test_run(packet, repeat=batch).duration_ns), BATCHES), retval
+        return best_batch(lambda n: float(prog.test_run(packet, repeat=n).duration_ns), runs), retval
 
 
 def kernel_load_ms(insns: Sequence[Instruction]) -> float:
     from bpfkit.kernel.programs import Program
 
-    def once() -> float:
-        start = time.perf_counter_ns()
-        Program.load(list(insns), ProgType.XDP, name="bench").close()
-        return (time.perf_counter_ns() - start) / 1e6
-    return best_of(once)
+    return best_of(lambda: timed_ms(lambda: Program.load(list(insns), ProgType.XDP, name="bench").close()))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000,
-                        help="runs per JIT and kernel measurement, in 20 batches (default 100000; the "
-                             "Python engines run 1/500 and 1/50 of it)")
-    parser.add_argument("--no-kernel", action="store_true", help="leave out the kernel column")
-    args = parser.parse_args(argv)
-    reason = jit_supported()
-    if reason is not None:
-        print(f"bpfkit JIT: n/a ({reason})")
+    args = parse_args(__doc__, argv, runs=100_000,
+                      runs_help="runs per JIT and kernel measurement, in 20 batches (default 100000; the "
+                                "Python engines run 1/500 and 1/50 of it)")
+    if jit_missing():
         return
-    why_no_kernel = "--no-kernel given" if args.no_kernel else kernel_unavailable()
+    why_no_kernel = kernel_unavailable(args.no_kernel)
     runs = {"interp": max(args.runs // 500, 5), "fast": max(args.runs // 50, 20), "jit": args.runs}
     cases = [("1000-op arithmetic loop", arithmetic_loop(), None, b""),
              ("XDP packet parser", xdp_parser(), ProgType.XDP, PACKET)]
@@ -163,11 +127,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     vm = Vm()
     loaded = vm.load(program).loaded
     per_k = 1000 / len(program)
-    codegen = best_of(lambda: _timed(lambda: Compiler(loaded).compile())) * per_k
+    codegen = best_of(lambda: timed_ms(lambda: Compiler(loaded).compile())) * per_k
     runtime = runtime_for(vm.mem)
-    full = best_of(lambda: _timed(lambda: JitProgram(loaded, runtime).close())) * per_k
+    full = best_of(lambda: timed_ms(lambda: JitProgram(loaded, runtime).close())) * per_k
     size = len(Compiler(loaded).compile().code)
-    translate = best_of(lambda: _timed(lambda: Translated(loaded))) * per_k
+    translate = best_of(lambda: timed_ms(lambda: Translated(loaded))) * per_k
     print(f"\nJIT compile time per 1000 instructions ({len(program)}-instruction program, "
           f"{size:,} bytes of x86-64):")
     print(f"  bpfkit codegen        {codegen:8.2f} ms")
@@ -178,12 +142,6 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"(BPF_PROG_LOAD: verifier + JIT)")
     else:
         print(f"  kernel load                n/a   ({why_no_kernel})")
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter_ns()
-    fn()
-    return (time.perf_counter_ns() - start) / 1e6
 
 
 if __name__ == "__main__":

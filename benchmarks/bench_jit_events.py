@@ -18,20 +18,19 @@ reservation fails for lack of room.
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from _common import BATCHES, best_batch, jit_missing, kernel_unavailable, parse_args, wall
 
 from bpfkit.isa import Instruction, assemble
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.enums import MapType, ProgType
 from bpfkit.vm import Vm
-from bpfkit.vm.jit import JitOptions, jit_supported, set_options
+from bpfkit.vm.jit import JitOptions, set_options
 from bpfkit.vm.machine import VmProgram
 from bpfkit.vm.maps import RingbufMap, VmMap
 
-BATCHES = 20
 RING = 1 << 24
 PACKET = bytes(64)
 CTX = bytes(12) + (3).to_bytes(4, "little") + bytes(8)
@@ -110,10 +109,6 @@ def _with_fds(text: str, fds: Sequence[int]) -> list[Instruction]:
             for i in assemble(text)]
 
 
-def _best(once: Callable[[], float]) -> float:
-    return min(once() for _ in range(BATCHES))
-
-
 def vm_ns(case: Case, engine: str, runs: int, *, native: bool = True) -> tuple[float, int]:
     vm = Vm(budget=None)
     ring = vm.create_map(MapSpec(MapType.RINGBUF, 0, 0, RING, name="rb"))
@@ -127,15 +122,10 @@ def vm_ns(case: Case, engine: str, runs: int, *, native: bool = True) -> tuple[f
     if not native:
         _trampoline(prog)
     retval = prog.test_run(PACKET, ctx=CTX, engine=engine).retval  # type: ignore[arg-type]
-    batch = max(runs // BATCHES, 1)
     assert isinstance(ring, RingbufMap)
-
-    def once() -> float:
-        ring.drain()
-        start = time.perf_counter_ns()
-        prog.test_run(PACKET, ctx=CTX, repeat=batch, engine=engine)  # type: ignore[arg-type]
-        return (time.perf_counter_ns() - start) / batch
-    return _best(once), retval
+    run = wall(lambda n: prog.test_run(PACKET, ctx=CTX, repeat=n, engine=engine),  # type: ignore[arg-type]
+               before=ring.drain)
+    return best_batch(run, runs), retval
 
 
 def _trampoline(prog: VmProgram) -> None:
@@ -144,16 +134,6 @@ def _trampoline(prog: VmProgram) -> None:
     ctx = result.ctx_loads if result is not None else frozenset()
     set_options(prog.loaded, JitOptions(proven_safe=proven, ctx_loads=ctx, verified=result is not None,
                                         native_helpers=False))
-
-
-def kernel_unavailable() -> str | None:
-    try:
-        from bpfkit.kernel.programs import Program
-        with Program.load(assemble("r0 = 0\nexit"), ProgType.XDP) as prog:
-            prog.test_run(PACKET)
-    except Exception as exc:
-        return f"cannot load and test-run a program ({exc}); needs root and bpf(2)"
-    return None
 
 
 def kernel_ns(case: Case, runs: int) -> tuple[float, int]:
@@ -170,28 +150,23 @@ def kernel_ns(case: Case, runs: int) -> tuple[float, int]:
             array.update((0).to_bytes(4, "little"), prog.fileno().to_bytes(4, "little"))
             array.update((1).to_bytes(4, "little"), target.fileno().to_bytes(4, "little"))
             retval = prog.test_run(PACKET, ctx_in=CTX).retval
-            batch = max(runs // BATCHES, 1)
 
-            def once() -> float:
+            def measure(n: int) -> float:
                 reader.consume()
-                return float(prog.test_run(PACKET, ctx_in=CTX, repeat=batch).duration_ns)
+                return float(prog.test_run(PACKET, ctx_in=CTX, repeat=n).duration_ns)
             try:
-                return _best(once), retval
+                return best_batch(measure, runs), retval
             finally:
                 array.delete((0).to_bytes(4, "little"))  # the program array holds the programs
                 array.delete((1).to_bytes(4, "little"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200_000,
-                        help="runs per JIT and kernel measurement, in 20 batches (default 200000; the "
-                             "trampoline and the fast engine run 1/20 and 1/200 of it)")
-    parser.add_argument("--no-kernel", action="store_true", help="leave out the kernel column")
-    args = parser.parse_args(argv)
-    reason = jit_supported()
-    if reason is not None:
-        raise SystemExit(f"bpfkit's JIT cannot run here: {reason}")
+    args = parse_args(__doc__, argv, runs=200_000,
+                      runs_help="runs per JIT and kernel measurement, in 20 batches (default 200000; the "
+                                "trampoline and the fast engine run 1/20 and 1/200 of it)")
+    if jit_missing():
+        return
     kernel = None if args.no_kernel else kernel_unavailable()
     use_kernel = not args.no_kernel and kernel is None
     if kernel is not None:

@@ -5,7 +5,7 @@ its Python trampoline, the fast engine, and the kernel's JIT.
 
 Each program is an XDP program looping LOOP times: a hash map lookup and increment (inserting missing
 keys), an array lookup and increment, and a mix of bpf_get_prandom_u32, bpf_ktime_get_ns and
-bpf_get_smp_processor_id. Figures are ns per run (one run = LOOP iterations), the best of BATCHES
+bpf_get_smp_processor_id. Figures are ns per run (one run = LOOP iterations), the best of `_common.BATCHES`
 batches of `test_run(repeat=...)`; the kernel column is BPF_PROG_TEST_RUN with the same repeat count on
 maps made by `bpfkit.kernel.maps.Map` (as root with bpf(2)). Every engine must give the same r0 (and,
 for the map programs, the same map contents) after one run on fresh maps.
@@ -13,10 +13,10 @@ for the map programs, the same map contents) after one run on fresh maps.
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from _common import best_batch, jit_missing, kernel_unavailable, parse_args, wall
 
 from bpfkit._records import replace
 from bpfkit.isa import Builder, Instruction
@@ -24,11 +24,10 @@ from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.enums import Helper, MapType, ProgType
 from bpfkit.uapi.insn import AtomicOp, PseudoSrc, Reg
 from bpfkit.vm import Vm
-from bpfkit.vm.jit import JitOptions, jit_supported, set_options
+from bpfkit.vm.jit import JitOptions, set_options
 
 R = Reg
 LOOP = 64
-BATCHES = 20
 PACKET = bytes(64)
 HASH = MapSpec(MapType.HASH, 4, 8, 64, name="counts")
 ARRAY = MapSpec(MapType.ARRAY, 4, 8, 16, name="slots")
@@ -97,10 +96,6 @@ CASES: list[tuple[str, Callable[[MapFds], list[Instruction]], bool]] = [
 ]
 
 
-def best_of(fn: Callable[[], float], times: int) -> float:
-    return min(fn() for _ in range(times))
-
-
 def vm_case(build: Callable[[MapFds], list[Instruction]], engine: str, runs: int, *, native: bool = True
             ) -> tuple[float, int, list[Any]]:
     """ns per run in the VM, and r0 and the map contents after one run on fresh maps."""
@@ -114,26 +109,9 @@ def vm_case(build: Callable[[MapFds], list[Instruction]], engine: str, runs: int
         base = options if isinstance(options, JitOptions) else JitOptions()
         set_options(prog.loaded, replace(base, native_helpers=False))
         prog.test_run(PACKET, engine=engine)  # type: ignore[arg-type]  # recompile outside the timing
-    batch = max(runs // BATCHES, 1)
-
-    def once() -> float:
-        start = time.perf_counter_ns()
-        prog.test_run(PACKET, repeat=batch, engine=engine)  # type: ignore[arg-type]
-        return (time.perf_counter_ns() - start) / batch
-    return best_of(once, BATCHES), retval, contents
-
-
-def kernel_unavailable() -> str | None:
-    try:
-        from bpfkit.kernel.programs import Program
-    except ImportError as exc:
-        return f"bpfkit.kernel is not importable ({exc})"
-    try:
-        with Program.load(Builder().mov(R.R0, 0).exit().build(), ProgType.XDP) as prog:
-            prog.test_run(PACKET)
-    except Exception as exc:
-        return f"cannot load and test-run a program ({exc}); needs root and bpf(2)"
-    return None
+    run = wall(lambda n: prog.test_run(PACKET, repeat=n, engine=engine))  # type: ignore[arg-type]
+    ns = best_batch(run, runs)
+    return ns, retval, contents
 
 
 def kernel_case(build: Callable[[MapFds], list[Instruction]], runs: int) -> tuple[float, int, list[Any]]:
@@ -146,23 +124,17 @@ def kernel_case(build: Callable[[MapFds], list[Instruction]], runs: int) -> tupl
                           name="bench") as prog:
             retval = prog.test_run(PACKET).retval
             contents = [sorted((bytes(k), bytes(v)) for k, v in m.items()) for m in maps.values()]
-            batch = max(runs // BATCHES, 1)
-            ns = best_of(lambda: float(prog.test_run(PACKET, repeat=batch).duration_ns), BATCHES)
+            ns = best_batch(lambda n: float(prog.test_run(PACKET, repeat=n).duration_ns), runs)
     return ns, retval, contents
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20_000,
-                        help="runs per JIT and kernel measurement, in 20 batches (default 20000; the "
-                             "trampoline JIT runs 1/10 of it, the fast engine 1/100)")
-    parser.add_argument("--no-kernel", action="store_true", help="leave out the kernel column")
-    args = parser.parse_args(argv)
-    reason = jit_supported()
-    if reason is not None:
-        print(f"bpfkit JIT: n/a ({reason})")
+    args = parse_args(__doc__, argv, runs=20_000,
+                      runs_help="runs per JIT and kernel measurement, in 20 batches (default 20000; the "
+                                "trampoline JIT runs 1/10 of it, the fast engine 1/100)")
+    if jit_missing():
         return
-    why_no_kernel = "--no-kernel given" if args.no_kernel else kernel_unavailable()
+    why_no_kernel = kernel_unavailable(args.no_kernel)
     print(f"ns per run ({LOOP} iterations)  {'fast':>12}{'jit python':>12}{'jit native':>12}"
           f"{'kernel jit':>12}{'native/py':>11}{'native/kernel':>15}")
     for name, build, maps_compared in CASES:

@@ -12,9 +12,10 @@ never imports the kernel; this script bridges the two.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
+
+from _common import kernel_unavailable, parse_args
 
 from bpfkit.isa import Builder, Instruction
 from bpfkit.uapi.enums import ProgType, XdpAction
@@ -83,24 +84,10 @@ def kernel_runner(insns: Sequence[Instruction], prog_type: ProgType | None, data
         return float(min(prog.test_run(packet, repeat=repeat).duration_ns for _ in range(3)))
 
 
-def _kernel_available() -> bool:
-    try:
-        from bpfkit.kernel.programs import Program
-
-        with Program.load(Builder().mov(R.R0, 0).exit().build(), ProgType.XDP) as prog:
-            prog.test_run(bytes(64))
-    except Exception:  # no root / no bpf(2): the table just has no kernel column
-        return False
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200, help="runs per measurement (default 200)")
-    parser.add_argument("--no-kernel", action="store_true", help="leave out the kernel column")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, argv, runs=200, runs_help="runs per measurement (default 200)")
     runner = KERNEL_RUNNER
-    if runner is None and not args.no_kernel and _kernel_available():
+    if runner is None and kernel_unavailable(args.no_kernel) is None:
         runner = kernel_runner
     cases = [("1000-op arithmetic loop", arithmetic_loop(), None, b""),
              ("XDP packet parser", xdp_parser(), ProgType.XDP, PACKET)]

@@ -1,4 +1,4 @@
-"""bpfkit's verifier against the kernel's: every case of tests/data/verifier/cases.py is loaded in the
+"""bpfkit's verifier against the kernel's: every case of tests/data/verifier/cases/ is loaded in the
 running kernel (privileged, GPL unless the case says otherwise).
 
 The one forbidden disagreement is bpfkit accepting what the kernel refuses. bpfkit refusing what the
@@ -37,8 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str, path: Path) -> ModuleType:
+    """Import a test-data module (a .py file, or a package directory) by path, as `name`."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
+        if path.is_dir():
+            spec = importlib.util.spec_from_file_location(name, path / "__init__.py",
+                                                          submodule_search_locations=[str(path)])
+        else:
+            spec = importlib.util.spec_from_file_location(name, path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -46,7 +51,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return sys.modules[name]
 
 
-cases = _load("verifier_cases", ROOT / "data" / "verifier" / "cases.py")
+cases = _load("verifier_cases", ROOT / "data" / "verifier" / "cases")
 disagreements = _load("verifier_disagreements", ROOT / "data" / "verifier" / "disagreements.py")
 runner = _load("conformance_runner", ROOT / "kernel" / "conformance_runner.py")
 objects = _load("verifier_objects", ROOT / "data" / "verifier" / "objects.py")

@@ -26,8 +26,8 @@ import bisect
 import functools
 import os
 import struct
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Collection, Iterable, Iterator
+from typing import BinaryIO, TypeVar
 
 from bpfkit._records import record
 from bpfkit.elf.file import (
@@ -51,6 +51,8 @@ PT_LOAD = 1
 PF_X = 1
 STT_GNU_IFUNC = 10
 """STT_GNU_IFUNC (also named STT_LOOS): a function whose address a resolver picks at load time."""
+STB_GNU_UNIQUE = 10
+"""STB_GNU_UNIQUE (also named STB_LOOS): a global the dynamic linker keeps unique in the process."""
 PHDR_SIZE = 56
 SHDR_SIZE = 64
 
@@ -58,7 +60,10 @@ _ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _ELF_TYPE_CODES = {v: k for k, v in _ELF_TYPES.items()}
 # Symbol types a probe can go on, by their pyelftools-style names.
 _CODE_TYPES = {int(SymbolType.FUNC): "STT_FUNC", STT_GNU_IFUNC: "STT_GNU_IFUNC"}
-_BINDINGS = {0: "STB_LOCAL", 1: "STB_GLOBAL", 2: "STB_WEAK", 10: "STB_GNU_UNIQUE"}
+_BINDINGS = {0: "STB_LOCAL", 1: "STB_GLOBAL", 2: "STB_WEAK", STB_GNU_UNIQUE: "STB_GNU_UNIQUE"}
+# Bindings of a definition visible outside its file, which a name means rather than a local (static) one.
+_GLOBAL_BINDINGS = frozenset({int(SymbolBinding.GLOBAL), int(SymbolBinding.WEAK), STB_GNU_UNIQUE})
+_GLOBAL_NAMES = frozenset(_BINDINGS[b] for b in _GLOBAL_BINDINGS)
 # Symbol types worth symbolizing an address with.
 _KINDS = {int(SymbolType.FUNC): "func", STT_GNU_IFUNC: "func", int(SymbolType.OBJECT): "object"}
 _SYMTAB_TYPES = (int(SectionType.SYMTAB), int(SectionType.DYNSYM))
@@ -92,6 +97,11 @@ class ElfSymbol:
     type: str
     binding: str
 
+    @property
+    def is_global(self) -> bool:
+        """A global, weak or GNU-unique definition (visible outside its file), not a local one."""
+        return self.binding in _GLOBAL_NAMES
+
 
 @record
 class Symbol:
@@ -102,6 +112,23 @@ class Symbol:
     size: int
     kind: str = "func"
     binding: int = int(SymbolBinding.GLOBAL)
+
+    @property
+    def is_global(self) -> bool:
+        """A global, weak or GNU-unique definition (visible outside its file), not a local one."""
+        return self.binding in _GLOBAL_BINDINGS
+
+
+_Definition = TypeVar("_Definition", ElfSymbol, Symbol)
+
+
+def prefer_global(found: Iterable[_Definition]) -> list[_Definition]:
+    """Of the definitions of one name, those the name means, in their order: the global ones (global,
+    weak or GNU-unique binding) when there are any, else all of them (all local). A global definition
+    wins over local (static) ones of the same name, which are private to their object file; the one rule
+    for uprobe placement (`ElfImage.symbol`) and for uaddr() (`ElfImage.definition`)."""
+    found = list(found)
+    return [s for s in found if s.is_global] or found
 
 
 @record
@@ -238,14 +265,22 @@ class ElfImage:
             raise ElfError(f"{self.path}: no symbol {name!r} (stripped, or not defined in this file)")
         addrs = {s.address for s in found}
         if len(addrs) > 1:
-            glob = {s.address for s in found if s.binding in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE")}
-            if len(glob) == 1:
-                addrs = glob
-            else:
+            winners = {s.address for s in prefer_global(found)}
+            if len(winners) > 1:
                 listing = ", ".join(f"{a:#x}" for a in sorted(addrs))
                 raise ElfError(f"{self.path}: symbol {name!r} is ambiguous (at {listing}); "
                                "give an address or offset")
+            addrs = winners
         return next(s for s in found if s.address in addrs)
+
+    def definition(self, name: str, kinds: Collection[str] = ("func", "object")) -> Symbol | None:
+        """The symbol called `name` (or ``name@version``) of a kind in `kinds` (``func``, ``object``): the
+        first global definition, else the first local one (never ambiguous, unlike `symbol`); None when
+        there is none. Decodes the whole tables (ElfError on a malformed one)."""
+        found = [s for table in self.symtabs for s in table.symbols(self.path)
+                 if s.kind in kinds and s.name.split("@", 1)[0] == name]
+        winners = prefer_global(found)
+        return winners[0] if winners else None
 
     def symbol_offset(self, name: str) -> int:
         """The file offset of code symbol `name`, with an optional ``+0x10`` suffix added."""

@@ -7,19 +7,13 @@ from bpfkit.errors import BpfkitError
 
 def user_symbol(binary: str, name: str) -> tuple[int, int] | None:
     """(address, size) of function or object symbol `name` in `binary` (a path, or a program or library
-    name found as uprobes find it), as the ELF file gives it; a global definition wins over local ones.
-    None when the binary or the symbol cannot be found."""
+    name found as uprobes find it), as the ELF file gives it; a global definition wins over local ones
+    (`ElfImage.definition`). None when the binary or the symbol cannot be found."""
     from bpfkit.elf.symbols import read_image
     from bpfkit.kernel.attach.elfsyms import find_binary
 
     try:
-        path = find_binary(binary)
-        image = read_image(path)
-        found = [s for table in image.symtabs for s in table.symbols(path)
-                 if s.name.split("@", 1)[0] == name]
+        found = read_image(find_binary(binary)).definition(name, kinds=("func", "object"))
     except (BpfkitError, OSError):
         return None
-    if not found:
-        return None
-    best = min(found, key=lambda s: s.binding not in (1, 2))  # STB_GLOBAL, STB_WEAK first
-    return best.address, best.size
+    return None if found is None else (found.address, found.size)

@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 from bpfkit.elf.symbols import (
     ET_DYN,
     ElfImage,
+    ElfSymbol,
     Segment,
     Symbol,
     SymbolSection,
     SymbolTable,
     image_from_bytes,
+    prefer_global,
     read_image,
 )
 from bpfkit.errors import ElfError
@@ -197,6 +199,38 @@ def test_symbol_choice() -> None:
         im.symbol("x_dup")  # not code
     assert im.symbol("g").type == "STT_GNU_IFUNC"
     assert im.symbol_names() == {"f", "dup", "g"}
+
+
+LOCAL, GLOBAL, WEAK, UNIQUE = 0, 1, 2, 10  # STB_*
+
+
+@pytest.mark.parametrize(("bindings", "winners"), [
+    ((LOCAL, GLOBAL, LOCAL), [1]), ((LOCAL, LOCAL), [0, 1]), ((LOCAL, WEAK, GLOBAL), [1, 2]),
+    ((LOCAL, UNIQUE), [1]), ((GLOBAL,), [0]), ((), [])])
+def test_prefer_global_keeps_the_global_definitions_in_order(bindings: tuple[int, ...],
+                                                            winners: list[int]) -> None:
+    objects = [Symbol("dup", 0x1000 + 8 * i, 8, "object", b) for i, b in enumerate(bindings)]
+    assert prefer_global(objects) == [objects[i] for i in winners]
+    names = {LOCAL: "STB_LOCAL", GLOBAL: "STB_GLOBAL", WEAK: "STB_WEAK", UNIQUE: "STB_GNU_UNIQUE"}
+    code = [ElfSymbol("dup", 0x1000 + 8 * i, 8, "STT_FUNC", names[b]) for i, b in enumerate(bindings)]
+    assert prefer_global(iter(code)) == [code[i] for i in winners]
+
+
+def test_definition_takes_functions_and_objects_and_prefers_the_global_one() -> None:
+    im = image()
+    assert im.definition("g") == Symbol("g", 0x1310, 4, "func", GLOBAL)  # the IFUNC, global
+    assert im.definition("x_dup") == Symbol("x_dup", 0x1400, 4, "object", GLOBAL)
+    assert im.definition("x_dup", kinds=("func",)) is None
+    assert im.definition("dup") == Symbol("dup", 0x1100, 4, "func", LOCAL)  # all local: the first
+    assert im.definition("f") == Symbol("f@@LIB_1.0", 0x1139, 4, "func", GLOBAL)
+    assert im.definition("nope") is None
+    objects = raw_symtab(("dup", 0x2000, 1, LOCAL), ("dup", 0x2100, 1, UNIQUE), ("x_dup", 0x2200, 1, LOCAL),
+                         ("x_dup", 0x2300, 1, WEAK), ("g", 0x2400, 1, LOCAL), ("g", 0x2500, 1, LOCAL))
+    lib = ElfImage("/x/lib.so", "ET_DYN", image().segments, (objects,), {})
+    assert lib.definition("dup") == Symbol("dup", 0x2100, 4, "object", UNIQUE)
+    assert lib.definition("x_dup") == Symbol("x_dup", 0x2300, 4, "object", WEAK)
+    assert lib.definition("g") == Symbol("g", 0x2400, 4, "object", LOCAL)
+    assert lib.definition("dup", kinds=("func",)) is None
 
 
 def _pyelftools_functions(path: str) -> dict[str, set[int]]:

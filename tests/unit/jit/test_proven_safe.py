@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -32,18 +33,11 @@ from bpfkit.vm.machine import VmProgram
 
 pytestmark = pytest.mark.skipif(jit_supported() is not None, reason=f"no JIT here: {jit_supported()}")
 
-STACK = """
-    r2 = r10
-    r2 += -16
-    r3 = 0x1122334455667788 ll
-    *(u64 *)(r2 + 0) = r3
-    *(u32 *)(r2 + 8) = 7
-    r4 = *(u8 *)(r2 + 1)
-    r5 = *(u32 *)(r2 + 8)
-    r0 = r4
-    r0 += r5
-    exit
-"""
+# STACK, PACKET and IPV4 are shared with the translated engine's tests/unit/vm/test_translate.py.
+_PROGRAMS = runpy.run_path(str(Path(__file__).resolve().parents[2] / "data" / "vm_programs.py"))
+STACK: str = _PROGRAMS["STACK"]
+PACKET: str = _PROGRAMS["PACKET"]
+IPV4: bytes = _PROGRAMS["IPV4"]
 MAP_VALUE = """
     r1 = 0
     *(u32 *)(r10 - 4) = r1
@@ -64,23 +58,6 @@ out:
     r0 = 1
     exit
 """
-PACKET = """
-    r2 = *(u32 *)(r1 + 0)
-    r3 = *(u32 *)(r1 + 4)
-    r4 = r2
-    r4 += 34
-    r0 = 1
-    if r4 > r3 goto out
-    r5 = *(u16 *)(r2 + 12)
-    if r5 != 8 goto out
-    r6 = *(u8 *)(r2 + 23)
-    r7 = *(u32 *)(r2 + 26)
-    *(u8 *)(r2 + 0) = r6
-    r0 = r7
-    r0 += r6
-out:
-    exit
-"""
 RAW = """
     r3 = *(u64 *)(r1 + 0)
     r4 = *(u8 *)(r1 + 15)
@@ -89,7 +66,6 @@ RAW = """
     r0 ^= r4
     exit
 """
-IPV4 = bytes(12) + b"\x08\x00" + bytes(range(40, 60)) + bytes(10)
 
 
 def _load(vm: Vm, text: str, prog_type: ProgType | None, verify: bool, **kw: Any) -> VmProgram:

@@ -1,4 +1,4 @@
-"""Every case of tests/data/verifier/cases.py gets its verdict from bpfkit's verifier, refusals with
+"""Every case of tests/data/verifier/cases/ gets its verdict from bpfkit's verifier, refusals with
 the expected reason and a report that points at an instruction and says what to change."""
 
 from __future__ import annotations

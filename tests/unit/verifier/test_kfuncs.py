@@ -1,5 +1,5 @@
 """kfunc calls, kernel objects (PTR_TO_BTF_ID) and BTF-typed contexts against a small hand-made target
-BTF, so the rules are tested without the running kernel's (tests/data/verifier/cases.py checks them
+BTF, so the rules are tested without the running kernel's (tests/data/verifier/cases/ checks them
 against the real one, and against the kernel)."""
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def test_get_stackid(engine: str) -> None:
 def test_get_stack(size: int, flags: int, rc: int, words: list[int] | None, engine: str) -> None:
     # Opt-out (verify=False): the test exports the buffer with bpf_skb_store_bytes from a tc program,
     # where the kernel (and bpfkit's verifier) refuse bpf_get_stack (a tracing helper); the verdicts
-    # for tracing programs are in tests/data/verifier/cases.py (get_stack*).
+    # for tracing programs are in tests/data/verifier/cases/ (get_stack*).
     vm = Vm()
     vm.stack_ips = (0x1000, 0x2000, 0x3000)  # type: ignore[attr-defined]
     b = Builder().mov(R.R6, R.R1)

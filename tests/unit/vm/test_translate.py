@@ -3,6 +3,9 @@ programs built from the opcode table (results, errors and messages must match)."
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,37 +102,15 @@ def test_loops_run_through_the_dispatch() -> None:
 
 
 # -- verified programs: proven-safe accesses translated without their check ------------------------
-SAFE_STACK = """
-    r2 = r10
-    r2 += -16
-    r3 = 0x1122334455667788 ll
-    *(u64 *)(r2 + 0) = r3
-    *(u32 *)(r2 + 8) = 7
-    r4 = *(u8 *)(r2 + 1)
-    r5 = *(u32 *)(r2 + 8)
-    r0 = r4
-    r0 += r5
-    exit
-"""
-SAFE_PACKET = """
-    r2 = *(u32 *)(r1 + 0)
-    r3 = *(u32 *)(r1 + 4)
-    r4 = r2
-    r4 += 34
-    r0 = 1
-    if r4 > r3 goto out
-    r5 = *(u16 *)(r2 + 12)
-    r6 = *(u8 *)(r2 + 23)
-    *(u8 *)(r2 + 0) = r6
-    r0 = r5
-    r0 += r6
-out:
-    exit
-"""
+# (the programs are shared with the JIT's tests/unit/jit/test_proven_safe.py)
+_PROGRAMS = runpy.run_path(str(Path(__file__).resolve().parents[2] / "data" / "vm_programs.py"))
+STACK: str = _PROGRAMS["STACK"]
+PACKET: str = _PROGRAMS["PACKET"]
+IPV4: bytes = _PROGRAMS["IPV4"]
 
 
 @pytest.mark.parametrize(("text", "prog_type", "data"), [
-    (SAFE_STACK, None, b""), (SAFE_PACKET, ProgType.XDP, bytes(range(60)))], ids=["stack", "packet"])
+    (STACK, None, b""), (PACKET, ProgType.XDP, IPV4)], ids=["stack", "packet"])
 def test_verified_programs_translate_with_fewer_checks_and_the_same_results(
         text: str, prog_type: ProgType | None, data: bytes) -> None:
     from bpfkit.isa import assemble
@@ -153,7 +134,7 @@ def test_context_accesses_stay_checked_in_a_verified_program() -> None:
     from bpfkit.isa import assemble
     from bpfkit.vm.translate import translated
 
-    prog = Vm().load(assemble(SAFE_PACKET), prog_type=ProgType.XDP)
+    prog = Vm().load(assemble(PACKET), prog_type=ProgType.XDP)
     prog.test_run(bytes(60))
     assert prog.verification is not None
     assert {0, 1}.isdisjoint(prog.verification.proven_safe)  # XDP ctx reads go through hooks
