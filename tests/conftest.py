@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import gc
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +77,21 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         os.environ.pop("BPFKIT_CACHE_DIR", None)
     else:
         os.environ["BPFKIT_CACHE_DIR"] = saved
+
+
+@pytest.fixture(scope="session")
+def build_c(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Compile C `sources` ({file name: text}) into `output` with `flags`, with clang, cc or gcc
+    (tests that need a native binary: symbol tables, uprobes); skips the test when there is none."""
+
+    def build(output: str, sources: dict[str, str], *flags: str) -> Path:
+        cc = shutil.which("clang") or shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            pytest.skip("no C compiler to build a native test binary")
+        d = tmp_path_factory.mktemp(output.replace(".", "_"))
+        for name, text in sources.items():
+            (d / name).write_text(text)
+        subprocess.run([cc, *flags, "-o", str(d / output), *(str(d / n) for n in sources)], check=True)
+        return d / output
+
+    return build

@@ -5,11 +5,10 @@ pyelftools on real binaries and fuzzed."""
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,14 +48,8 @@ def _libc() -> Path:
 
 
 @pytest.fixture(scope="module")
-def shared_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("clang") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a shared object")
-    d = tmp_path_factory.mktemp("so")
-    (d / "lib.c").write_text(SOURCE)
-    subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(d / "lib.so"), str(d / "lib.c")], check=True)
-    return d / "lib.so"
+def shared_object(build_c: Callable[..., Path]) -> Path:
+    return build_c("lib.so", {"lib.c": SOURCE}, "-O1", "-shared", "-fPIC")
 
 
 def oracle(path: Path) -> dict[str, set[tuple[int, int]]]:

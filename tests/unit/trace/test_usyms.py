@@ -4,8 +4,7 @@ first definition; anything missing gives None."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,8 @@ int main(void) { return first() + dup_fn() + (int)twin + glob_arr[0]; }
 
 
 @pytest.fixture(scope="module")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("clang") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the executable")
-    d = tmp_path_factory.mktemp("usyms")
-    (d / "first.c").write_text(FIRST)
-    (d / "second.c").write_text(SECOND)
-    subprocess.run([cc, "-O0", "-o", str(d / "prog"), str(d / "first.c"), str(d / "second.c")], check=True)
-    return d / "prog"
+def program(build_c: Callable[..., Path]) -> Path:
+    return build_c("prog", {"first.c": FIRST, "second.c": SECOND}, "-O0")
 
 
 def definitions(path: Path, name: str) -> list[tuple[str, int, int]]:
