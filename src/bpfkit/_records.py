@@ -1,10 +1,11 @@
 """Record classes: the part of `dataclasses` bpfkit uses (frozen, slotted data classes), cheap to define.
 
-Start-up is a hot path (`bpfkit trace` with a cached script runs in ~50 ms, most of it Python defining
-classes). The standard `dataclasses` module imports `inspect` (~4 ms) and compiles six methods for each
-frozen slotted class, then builds the class twice (~0.3-0.45 ms a class). `record` makes the same
-classes with one compiled function (`__init__`, as fast as the dataclass one) and shares the rest
-(`__eq__`, `__hash__`, `__repr__`, frozen `__setattr__`), at about a tenth of the cost.
+Start-up is a hot path (`bpfkit trace` with a cached script): with `dataclasses`, defining classes was
+over half of bpfkit's own start-up. That module imports `inspect` (~4 ms) and compiles six methods for
+each frozen slotted class, then builds the class twice (~0.3-0.45 ms a class). `record` makes the same
+classes with one compiled function, `__init__` (as fast as the dataclass one; compiled on the class's
+first instantiation, since most classes a run defines are never instantiated), and shares the rest
+(`__eq__`, `__hash__`, `__repr__`, frozen `__setattr__`) between classes.
 
 Semantics follow `dataclasses`: fields come from the class's annotations in order (ClassVar excluded),
 base-class record fields first; `field()` takes a default or default factory and `compare`, `repr`,
@@ -195,8 +196,9 @@ def _build(cls: type[T], frozen: bool, eq: bool) -> type[T]:
     ns["__record_names__"] = names
     if "__match_args__" not in defined:
         ns["__match_args__"] = tuple(f.name for f in positional)
+    made: list[type] = []
     if "__init__" not in defined:
-        ns["__init__"] = _make_init(cls, positional, keyword, frozen)
+        ns["__init__"] = _first_init(made, positional, keyword, frozen)
     if "__repr__" not in defined:
         ns["__repr__"] = _make_repr(cls.__qualname__, tuple(f.name for f in all_fields if f.repr))
     key = _key([f.name for f in all_fields if f.compare])
@@ -214,8 +216,21 @@ def _build(cls: type[T], frozen: bool, eq: bool) -> type[T]:
         ns["__delattr__"] = _frozen_delattr
         ns.setdefault("__getstate__", _getstate)
         ns.setdefault("__setstate__", _setstate)
-    made: type[T] = type(cls)(cls.__name__, cls.__bases__, ns)  # type: ignore[misc]
-    return made
+    made.append(type(cls)(cls.__name__, cls.__bases__, ns))  # type: ignore[misc]
+    return made[0]  # type: ignore[return-value]
+
+
+def _first_init(made: list[type], positional: list[Field], keyword: list[Field], frozen: bool) -> Any:
+    """An `__init__` that compiles the real one on the first call and puts it in its place: most record
+    classes a run defines are never instantiated, and compiling is most of the cost of defining one."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls = made[0]
+        init = _make_init(cls, positional, keyword, frozen)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    return __init__
 
 
 def _make_init(cls: type, positional: list[Field], keyword: list[Field], frozen: bool) -> Any:

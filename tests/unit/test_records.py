@@ -250,3 +250,24 @@ def test_importing_records_does_not_import_dataclasses_or_inspect() -> None:
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)})
     assert out.stdout.strip() == ""
     assert _records.__name__ == "bpfkit._records"
+
+
+def test_init_is_compiled_on_first_use_whichever_class_comes_first() -> None:
+    @record
+    class Top:
+        a: int
+
+    @record
+    class Sub(Top):
+        b: int = 2
+
+    class Plain(Top):
+        pass
+
+    stub = Top.__dict__["__init__"]
+    assert Plain(1).a == 1  # a plain subclass runs Top's first __init__, which replaces itself on Top
+    assert Top.__dict__["__init__"] is not stub
+    compiled = Top.__dict__["__init__"]
+    assert (Sub(1).a, Sub(1).b) == (1, 2) and Top(5) == Top(5) and Top.__dict__["__init__"] is compiled
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'a'"):
+        Sub()
