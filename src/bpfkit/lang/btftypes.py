@@ -102,22 +102,26 @@ def _user_tagged(spec: Spec, type_id: int) -> bool:
     return False
 
 
-#: The largest struct copied as a value (it is assembled on the 512-byte BPF stack, where a statement
-#: may need room for more than the copy: the emitter reports a statement that does not fit).
+#: The largest struct value assembled on the 512-byte BPF stack (where a statement may need room for
+#: more than the copy). Larger ones are staged in a per-CPU scratch map (`bpfkit.lang.big_values`) to be
+#: copied to a map, printed or printf'ed; a variable holds their address; map keys and tuples refuse them.
 MAX_STRUCT_VALUE = 448
+#: The largest struct copied as a value at all: the scratch map's value is per-CPU memory, which the
+#: kernel limits to 32 KiB per element (PCPU_MIN_UNIT_SIZE); 8 bytes of it hold an event's id.
+MAX_STRUCT_COPY = 32 * 1024 - 8
 
 
 def struct_value(spec: Spec, btf_id: int, cname: str, *, depth: int = 0) -> Type:
     """The STRUCT value type of BTF struct/union `btf_id`: every member that can be shown (integers,
     pointers, enums, char arrays, arrays, nested structs; anonymous members flattened); `BtfError`
-    when the struct is too large to copy."""
+    when the struct is too large to copy at all (`MAX_STRUCT_COPY`)."""
     from bpfkit.btf.types import Composite
 
     t = spec.resolve(btf_id)
     assert isinstance(t, Composite)
-    if t.size > MAX_STRUCT_VALUE:
+    if t.size > MAX_STRUCT_COPY:
         raise BtfError(f"'{cname}' is {t.size} bytes: too large to copy as a value (at most "
-                       f"{MAX_STRUCT_VALUE}); read its fields instead")
+                       f"{MAX_STRUCT_COPY}); read its fields instead")
     return Type(Kind.STRUCT, t.size, False, cname=cname, btf_id=t.id,
                 members=tuple(_members(spec, t, 0, depth)))
 

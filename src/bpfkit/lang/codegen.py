@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from bpfkit._records import field_names, record, replace
 from bpfkit.errors import AsmError, BpfkitError, CompileError
 from bpfkit.isa import Instruction
-from bpfkit.lang import ast, walk
+from bpfkit.lang import ast, big_values, walk
+from bpfkit.lang.big_values import is_big, slot_size
 from bpfkit.lang.btftypes import BtfLookup
 from bpfkit.lang.codegen_expr import ExprGen, field_type_ok
 from bpfkit.lang.diagnostics import error
-from bpfkit.lang.emit import R0, R1, R2, R3, R4, R6, R7, R10, Emitter
+from bpfkit.lang.emit import R0, R1, R2, R3, R4, R5, R6, R7, R10, Emitter
 from bpfkit.lang.parser import parse
 from bpfkit.lang.probes import canonical_name
 from bpfkit.lang.resources import (
@@ -57,7 +58,7 @@ from bpfkit.lang.tracepoint_format import TracepointFormat
 from bpfkit.lang.types import AGGREGATIONS, STACK_FRAMES, STRLEN, Kind, value_size
 from bpfkit.obj.spec import MapSpec, ProgramSpec
 from bpfkit.obj.usdt import UsdtArgSpec
-from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
+from bpfkit.uapi.enums import AttachType, Helper, MapFlags, MapType, ProgType
 
 #: Entries of each script map (bpftrace's default BPFTRACE_MAP_KEYS_MAX).
 MAP_ENTRIES = 4096
@@ -137,6 +138,10 @@ class ProbeGen(ExprGen):
         self.callbacks: list[tuple[str, ast.For]] = []
         self.func_starts: list[int] = []
         """Instruction slots where callback subprograms start (for func_info)."""
+        self.big_size = 0
+        """Bytes of the per-CPU scratch value big struct values are staged in (0: none)."""
+        self.seq_formats: list[bytes] = []
+        """The bpf_seq_printf formats of the script (shared by its probes: one read-only map)."""
 
     def generate(self) -> list[Instruction]:
         b, em = self.b, self.em
@@ -147,8 +152,8 @@ class ProbeGen(ExprGen):
             self.jumped.add(self.exit_label)
             b.jmp("jeq", R0, 0, self.exit_label)
         for name, t in self.analysis.vars[self.probe_index].items():
-            slot = em.alloc(t.storage)
-            em.zero(slot, t.storage)
+            slot = em.alloc(slot_size(t))
+            em.zero(slot, slot_size(t))
             self.var_slots[name] = slot
         if self.probe.predicate is not None:
             em.at(self.probe.predicate.span)
@@ -245,7 +250,10 @@ class ProbeGen(ExprGen):
 
     def store_var(self, name: str, value: ast.Expr) -> None:
         slot = self.var_slots[name]
-        if self.type_of(value).in_memory:
+        if is_big(self.type_of(value)):  # the variable holds the struct's address (`big_values`)
+            self.gen_addr(value)
+            self.b.stx(8, R10, slot, R0)
+        elif self.type_of(value).in_memory:
             src = self.gen_mem(value)
             self.em.copy(slot, src, self.type_of(value).storage)
         else:
@@ -262,6 +270,9 @@ class ProbeGen(ExprGen):
         is_agg = info.value.kind in AGGREGATIONS
         if isinstance(value, ast.Call) and is_agg and info.value.kind.value == value.name and s.op is None:
             self.aggregate(m, info, value)
+            return
+        if is_big(self.type_of(value)):  # staged in the scratch map: too large for the stack
+            big_values.assign(self, m, value)
             return
         val = self.em.alloc(info.spec.value_size)
         self.gen_into(value, val)
@@ -478,8 +489,8 @@ class ProbeGen(ExprGen):
         body_vars = {n.name: self.type_of(n) for n in walk.nodes(s.body)
                      if isinstance(n, ast.Var) and id(n) in self.analysis.types and n.name != s.var.name}
         for name, t in sorted(body_vars.items()):
-            self.var_slots[name] = em.alloc(t.storage)
-            em.zero(self.var_slots[name], t.storage)
+            self.var_slots[name] = em.alloc(slot_size(t))
+            em.zero(self.var_slots[name], slot_size(t))
         b.ldx(8, R2, R10, keyp)
         em.copy(kv, 0, info.key.storage, src_reg=R2)
         at = kv + info.key.storage
@@ -518,13 +529,59 @@ class ProbeGen(ExprGen):
     def printf(self, e: ast.Call) -> None:
         fmt = e.args[0]
         assert isinstance(fmt, ast.Str)
+        if self.attach.provider == "iter" and self.attach.pin and e.name == "printf":
+            self.seq_printf(fmt, e.args[1:])
+            return
         types = tuple(self.type_of(a) for a in e.args[1:])
         streams = {"errorf": "error", "warnf": "warning", "system": "system", "cat": "cat"}
         stream = streams.get(e.name, "stdout")
         event = PrintfEvent(fmt.value.decode("utf-8", "replace"), types, e.span, stream)
         self.printf_args(event, list(e.args[1:]))
 
+    def seq_printf(self, fmt: ast.Str, args: Sequence[ast.Expr]) -> None:
+        """printf in a pinned iter probe: bpf_seq_printf(ctx->meta->seq, fmt, fmt_len, data, data_len),
+        `fmt` read from the read-only format map, each argument a u64 in `data` (a string by the
+        address of its stack copy)."""
+        from bpfkit.lang.seq_printf import FORMAT_MAP, kernel_format
+
+        b, em = self.b, self.em
+        if self.exit_label != ".exit":  # in a for-loop callback, r6 is not the context
+            raise CompileError([error("printf in a pinned iter probe cannot be used in a for loop over a "
+                                      "map: the loop body runs without the iterator's context", fmt.span)])
+        text, _ = kernel_format(fmt.value.decode("utf-8", "replace"))
+        encoded = text.encode()
+        offset = sum(len(f) + 1 + (-(len(f) + 1) % 8) for f in self.seq_formats)
+        self.seq_formats.append(encoded)
+        data = em.alloc(8 * len(args)) if args else 0
+        for i, a in enumerate(args):
+            if self.type_of(a).kind is Kind.STR:
+                at = self.gen_mem(a)
+                em.stack_ptr(R0, at)
+            else:
+                self.gen_int(a)
+            b.stx(8, R10, data + 8 * i, R0)
+        key = em.alloc(8)
+        b.st(8, R10, key, 0)
+        skip = em.label("seqskip")
+        em.lookup(FORMAT_MAP, key)
+        b.jmp("jeq", R0, 0, skip)
+        b.ldx(8, R1, R6, 0)  # ctx->meta (struct bpf_iter_meta *), first in every bpf_iter__* context
+        b.ldx(8, R1, R1, 0)  # meta->seq
+        b.mov(R2, R0)
+        b.add(R2, offset)
+        b.mov(R3, len(encoded) + 1)
+        if args:
+            em.stack_ptr(R4, data)
+        else:
+            b.mov(R4, 0)
+        b.mov(R5, 8 * len(args))
+        b.call(Helper.SEQ_PRINTF)
+        b.label(skip)
+
     def printf_args(self, event: PrintfEvent, args: list[ast.Expr]) -> None:
+        if any(is_big(t) for t in event.args):  # assembled in the scratch map: too large for the stack
+            big_values.send(self, event, args)
+            return
         size = 8 + sum(t.storage for t in event.args)
         off = self.em.alloc(size)
         self.em.zero(off, size)
@@ -590,6 +647,8 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
     probes: list[CompiledProbe] = []
     stacks: set[str] = set()
     join_used = False
+    seq_formats: list[bytes] = []
+    big_size = 0
     for index, probe in enumerate(program.probes):
         for ap in probe.attach_points:
             fmt = _tracepoint_format(ap, formats)
@@ -605,9 +664,11 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
             if ap.provider == "usdt" and options.usdt is not None:
                 gen.usdt_sites = _usdt_sites(ap, options.usdt)
             gen.probe_index = index
+            gen.seq_formats = seq_formats
             insns = gen.generate()
             stacks |= gen.stacks_used
             join_used = join_used or gen.join_used
+            big_size = max(big_size, gen.big_size)
             btf_id = kf.btf_id if kf is not None else 0
             if ap.provider == "iter":
                 btf_id = _iter_btf_id(ap, options)
@@ -626,6 +687,14 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
                 for s in sorted(stacks))
     if join_used:
         aux += ((JOIN_MAP, MapSpec(MapType.PERCPU_ARRAY, 4, JOIN_SIZE, 1, name="bpfkit_join")),)
+    if big_size:
+        aux += ((big_values.BIG_MAP, MapSpec(MapType.PERCPU_ARRAY, 4, big_size, 1, name="bpfkit_big")),)
+    if seq_formats:
+        from bpfkit.lang.seq_printf import FORMAT_MAP, formats_blob
+
+        blob, _ = formats_blob(seq_formats)
+        aux += ((FORMAT_MAP, MapSpec(MapType.ARRAY, 4, len(blob), 1, flags=MapFlags.RDONLY_PROG,
+                                     name="bpfkit_seqfmt", contents=((bytes(4), blob),), freeze=True)),)
     return CompiledScript(tuple(maps.values()), tuple(events), tuple(probes), ring, aux)
 
 

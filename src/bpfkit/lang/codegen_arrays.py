@@ -9,6 +9,7 @@ structs copied as values (``@x = curtask->se.load``) and the members of such cop
 from __future__ import annotations
 
 from bpfkit.lang import ast
+from bpfkit.lang.btftypes import MAX_STRUCT_VALUE
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
 from bpfkit.lang.semantic import Analysis
 from bpfkit.lang.tracepoint_format import TracepointFormat
@@ -150,16 +151,25 @@ class ArrayGen:
     def member_addr(self, e: ast.FieldAccess) -> int:
         """r0 = the address of member `e` of a struct copy on the stack; returns the member's size."""
         info = self.analysis.fields[id(e)]
+        if self.big_base(e):  # a member of a big struct variable: in memory, at its address
+            self.field_addr(e)
+            return info.size
         src = self.gen_mem(e.expr)
         self.em.stack_ptr(R0, src + info.offset)
         return info.size
+
+    def big_base(self, e: ast.FieldAccess) -> bool:
+        """Whether `e` is a member of a struct too large for the stack, read where it lies."""
+        t = self.type_of(e.expr)
+        return t.kind is Kind.STRUCT and t.storage > MAX_STRUCT_VALUE
 
     def member_int(self, e: ast.FieldAccess) -> None:
         """r0 = integer member `e` of a struct copy (read through the helper: members and bitfields need
         not be 8-byte aligned on the stack)."""
         info = self.analysis.fields[id(e)]
         self.member_addr(e)
-        self.read_int(info.size, info.type.signed, False, info.bit_shift, info.bit_size)
+        user = self.big_base(e) and self.type_of(e.expr).user
+        self.read_int(info.size, info.type.signed, user, info.bit_shift, info.bit_size)
 
     def member_copy(self, e: ast.FieldAccess, out: int) -> None:
         """A string, array or struct member of a struct copy, copied to r10+out."""
@@ -170,7 +180,8 @@ class ArrayGen:
         b.mov(R3, R0)
         self.em.stack_ptr(R1, out)
         b.mov(R2, min(size, t.storage - 1) if t.kind is Kind.STR else size)
-        b.call(Helper.PROBE_READ_KERNEL)
+        user = self.big_base(e) and self.type_of(e.expr).user
+        b.call(Helper.PROBE_READ_USER if user else Helper.PROBE_READ_KERNEL)
 
     def btf_pointer(self, e: ast.Expr, null: str) -> None:
         """r0 = the kernel's pointer to what `e` names, loaded directly from the context and the

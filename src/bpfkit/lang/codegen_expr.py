@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bpfkit.errors import CompileError
 from bpfkit.lang import ast
+from bpfkit.lang.btftypes import MAX_STRUCT_VALUE
 from bpfkit.lang.codegen_arrays import ArrayGen
 from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
@@ -224,12 +225,15 @@ class ExprGen(ArrayGen):
             self.gen_int(e.operand)
         elif isinstance(e, ast.Index):
             self.element_addr(e)
+        elif isinstance(e, ast.Var):  # a big struct variable: it holds the address (`big_values`)
+            self.b.ldx(8, R0, R10, self.var_slots[e.name])
         else:
             raise AssertionError(f"gen_addr: unexpected {type(e).__name__}")
 
     def field_addr(self, e: ast.FieldAccess) -> None:
         """r0 = the address of field access `e` (its struct's address plus the field's offset)."""
-        if self.type_of(e.expr).kind is Kind.RECORD:
+        base = self.type_of(e.expr)
+        if base.kind is Kind.RECORD or (base.kind is Kind.STRUCT and base.storage > MAX_STRUCT_VALUE):
             self.gen_addr(e.expr)
         else:
             self.gen_int(e.expr)  # a pointer to the struct
@@ -502,6 +506,10 @@ class ExprGen(ArrayGen):
         """Write string/tuple expression `e` to the stack (at `dest` if given); return its offset."""
         t = self.type_of(e)
         size = t.storage
+        if t.kind is Kind.STRUCT and size > MAX_STRUCT_VALUE:  # see bpfkit.lang.big_values
+            from bpfkit.lang.big_values import too_big_message
+
+            raise CompileError([error(too_big_message(t), e.span)])
         if isinstance(e, ast.Var) and dest is None:
             return self.var_slots[e.name]
         out = dest if dest is not None else self.em.alloc(size)

@@ -286,6 +286,8 @@ class _Analyzer(KernelChecks):
             declared = self.type_name(s.type)
         value = self.expr(s.value) if s.value is not None else None
         t = declared or value or INT64
+        if value is not None:
+            self.check_stack_value(value, s.span, value=s.value)
         if value is not None and declared is not None and not value.same_shape(declared):
             self.error(f"Type mismatch for ${s.var.name}: trying to assign value of type '{value}' "
                        f"when variable is declared as '{declared}'", s.span)
@@ -322,6 +324,7 @@ class _Analyzer(KernelChecks):
             t = normalise(self.expr(value_expr))
             if t.kind is Kind.NONE:
                 self.error("Invalid expression for assignment: the value has no type", s.value.span)
+            self.check_stack_value(t, s.span, value=value_expr)
             old = self.vars.get(target.name)
             if old is not None and not old.same_shape(t):
                 self.error(f"Type mismatch for ${target.name}: trying to assign value of type '{t}' when "
@@ -370,6 +373,7 @@ class _Analyzer(KernelChecks):
             t = normalise(self.expr(k))
             if t.kind is Kind.NONE or t.kind in AGGREGATIONS:
                 self.error(f"Invalid map key type: {t}", k.span)
+            self.check_stack_value(t, k.span, "map key")
             elems.append(t)
         return elems[0] if len(elems) == 1 else tuple_type(tuple(elems))
 
@@ -473,7 +477,10 @@ class _Analyzer(KernelChecks):
                 return INT64
             return t.elems[e.index]
         if isinstance(e, ast.Tuple):
-            return tuple_type(tuple(normalise(self.expr(x)) for x in e.elems))
+            elems = tuple(normalise(self.expr(x)) for x in e.elems)
+            for x, xt in zip(e.elems, elems, strict=True):
+                self.check_stack_value(xt, x.span, "tuple element")
+            return tuple_type(elems)
         if isinstance(e, ast.Index):
             return self.index(e)
         if isinstance(e, ast.Cast):
@@ -616,6 +623,8 @@ class _Analyzer(KernelChecks):
         if name in _AGG_ARGS:
             self.error(f"{name}() should be directly assigned to a map", e.span)
             return INT64
+        if name != "printf":
+            self.pinned_iter_call(e)
         if name in ("system", "signal") and not self.unsafe:
             self.error(f"{name}() is an unsafe function being used in safe mode", e.span,
                        hint="use --unsafe to allow it")
@@ -635,6 +644,8 @@ class _Analyzer(KernelChecks):
             elif len(specs) < len(args) - 1:
                 self.error(f"{name}: Too many arguments for format string ({len(args) - 1} supplied, "
                            f"{len(specs)} expected)", e.span)
+            if name == "printf":
+                self.pinned_iter_call(e)
             return NONE
         if name == "exit":
             self.nargs(e, 0, 0)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bpfkit._records import replace
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
-from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type, struct_value
+from bpfkit.lang.btftypes import MAX_STRUCT_VALUE, BtfLookup, FieldInfo, named_type, struct_value
 from bpfkit.lang.btftypes import field as btf_field
 from bpfkit.lang.source import Span
 from bpfkit.lang.types import (
@@ -137,6 +137,18 @@ class KernelChecks:
         except BpfkitError as exc:
             self.error(str(exc), e.span)
             return INT64
+
+    def check_stack_value(self, t: Type, span: Span, what: str = "variable",
+                          value: ast.Expr | None = None) -> None:
+        """Map keys and tuples live on the 512-byte BPF stack: a struct too large for it cannot be one
+        (bpftrace 0.17 refuses such copies too); a map value, print() and printf take it, and a variable
+        holds its address when it has one (`bpfkit.lang.big_values`)."""
+        addressable = isinstance(value, ast.Var | ast.Unary | ast.FieldAccess | ast.Index) and (
+            not isinstance(value, ast.Unary) or value.op == "*")
+        if t.kind is Kind.STRUCT and t.storage > MAX_STRUCT_VALUE and not addressable:
+            self.error(f"'{t}' is {t.size} bytes: too large for a {what} ({what}s live on the 512-byte "
+                       "BPF stack); copy it to a map (@x = ...), print it, or read its fields through the "
+                       "pointer", span)
 
     def member_of_copy(self, e: ast.FieldAccess, base: Type) -> Type:
         """``$s.field`` on a struct copied as a value: the member's bytes in the copy."""
@@ -261,13 +273,44 @@ class KernelChecks:
     def check_iter(self, ap: ast.AttachPoint) -> None:
         """iter:NAME needs the kernel's iterator NAME: its context struct ``bpf_iter__NAME`` in BTF."""
         spec = self.spec()
-        if ap.pin:
-            self.error("iter probes with a pin path are not supported by bpfkit yet", ap.span)
+        if ap.pin and "." in ap.pin.rsplit("/", 1)[-1]:  # kernel/bpf/inode.c: bpf_lookup refuses dots
+            self.error(f"iter pin path '{ap.pin}': a bpf file system name cannot contain '.'", ap.span)
         elif spec is None:
             self.error("iter probes need the kernel's BTF (/sys/kernel/btf/vmlinux)", ap.span)
         elif named_type(spec, f"struct bpf_iter__{ap.target}", 1) is None:
             self.error(f"iter {ap.target} not available for your kernel version (no struct "
                        f"bpf_iter__{ap.target} in its BTF)", ap.span)
+
+    def pinned_iter_call(self, e: ast.Call) -> None:
+        """In a pinned iter probe only printf can print: the iterator runs when its pin is read, after
+        bpfkit exited, and writes to the reader through bpf_seq_printf (`bpfkit.lang.seq_printf`)."""
+        aps = self.probe.attach_points if self.probe is not None else ()
+        if not any(ap.provider == "iter" and ap.pin for ap in aps):
+            return
+        if e.name in ("errorf", "warnf", "system", "cat", "print", "time", "join", "exit", "clear", "zero"):
+            self.error(f"{e.name}() cannot be used in a pinned iter probe: it needs bpfkit running, and only "
+                       "printf() writes to the pin's readers", e.span)
+            return
+        if e.name != "printf" or not e.args or not isinstance(e.args[0], ast.Str):
+            return
+        from bpfkit.lang.seq_printf import MAX_ARGS, kernel_format
+
+        try:
+            _, convs = kernel_format(e.args[0].value.decode("utf-8", "replace"))
+        except ValueError as err:
+            self.error(f"printf in a pinned iter probe: {err}", e.args[0].span)
+            return
+        if len(e.args) - 1 > MAX_ARGS:
+            self.error(f"printf in a pinned iter probe takes at most {MAX_ARGS} arguments (bpf_seq_printf)",
+                       e.span)
+        for a, conv in zip(e.args[1:], convs, strict=False):
+            t = self.result.types.get(id(a))
+            if t is None:
+                continue
+            want_str = conv == "s"
+            if (t.kind is Kind.STR) != want_str or (not want_str and not t.is_int):
+                self.error(f"printf in a pinned iter probe: %{conv} cannot print a '{t}' (the kernel "
+                           "formats only integers and strings)", a.span)
 
     def iter_ctx(self, e: ast.Builtin) -> Type:
         """``ctx`` in an iter probe: a pointer to the iterator's context (``struct bpf_iter__task *``),

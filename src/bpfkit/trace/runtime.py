@@ -17,7 +17,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 from bpfkit._records import record, replace
-from bpfkit.errors import CompileError, VerifierError
+from bpfkit.errors import CompileError, KernelError, VerifierError
 from bpfkit.kernel.attach.base import AttachedLink, LinkGroup
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.programs import Program
@@ -191,12 +191,16 @@ class Tracer:
                 for probe, prog in self.programs:
                     if probe.attach.provider not in ("BEGIN", "END") and not printer.exiting:
                         self.links.append(attach_probe(prog, probe.attach, options.pid))
-                        if probe.attach.provider == "iter":
+                        if probe.attach.provider == "iter" and probe.attach.pin:
+                            self._pin_iterator(self.links[-1], probe)
+                        elif probe.attach.provider == "iter":
                             iters.append(self.links[-1])
                 if options.child is not None:
                     options.child.release()
                 try:
-                    if iters:  # as bpftrace: each iterator runs once (reading it runs it), then the end
+                    if any(probe.attach.provider == "iter" for probe, _ in self.programs):
+                        # as bpftrace: each iterator runs once (reading it runs it; a pinned one is read
+                        # by whoever reads its pin), then the end
                         self._run_iterators(iters, rb)
                     else:
                         self._loop(rb, printer, options)
@@ -216,6 +220,18 @@ class Tracer:
         finally:
             signal.signal(signal.SIGTERM, previous)
         return 0
+
+    def _pin_iterator(self, link: AttachedLink | LinkGroup, probe: CompiledProbe) -> None:
+        """iter:NAME:PIN: pin the iterator link instead of running it (as bpftrace); reading the pin runs
+        it. The pin outlives this process (the link closed at the end stays alive through it)."""
+        assert isinstance(link, AttachedLink)
+        path = iter_pin_path(probe.attach.pin)
+        try:
+            link.pin(path)
+        except KernelError as e:
+            raise _pin_error(probe, path, e.errno or 0, str(e)) from None
+        self.out.write(f"Program pinned to {path}\n")
+        self.out.flush()
 
     def _run_iterators(self, links: list[AttachedLink | LinkGroup], rb: RingBuffer) -> None:
         """Run each iterator once. The programs print through the ring buffer (not the iterator's
@@ -270,10 +286,56 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def iter_pin_path(pin: str) -> str:
+    """Where iter:NAME:PIN pins its link: PIN itself when absolute, else PIN on the bpf file system
+    (/sys/fs/bpf/PIN, as bpftrace; mounted there first when missing)."""
+    if pin.startswith("/"):
+        return pin
+    from bpfkit.kernel.bpffs import bpffs
+
+    return f"{bpffs()}/{pin}"
+
+
+def _pin_error(probe: CompiledProbe, path: str, err: int, detail: str) -> CompileError:
+    """A caret error at the attach point for an iterator pin the kernel (or a check) refused."""
+    import errno
+
+    from bpfkit.lang.diagnostics import error
+
+    why = {errno.EEXIST: "the path exists already: remove it or choose another",
+           errno.ENOENT: "its directory does not exist",
+           errno.EPERM: "the path is not on a bpf file system (pin under /sys/fs/bpf), or a name in it "
+                        "contains '.'",
+           errno.EACCES: "permission denied"}.get(err, detail)
+    return CompileError([error(f"cannot pin iter probe at {path}: {why}", probe.attach.span)])
+
+
+def _check_pin(probe: CompiledProbe) -> None:
+    """Refuse, before anything is loaded, a pin path that exists or is not on a bpf file system."""
+    import errno
+    import os
+
+    from bpfkit.kernel.bpffs import is_bpffs
+
+    try:
+        path = iter_pin_path(probe.attach.pin)
+    except KernelError as e:  # no bpffs, and not root to mount one
+        raise _pin_error(probe, probe.attach.pin, e.errno or 0, str(e)) from None
+    parent = os.path.dirname(path) or "/"
+    if os.path.lexists(path):
+        raise _pin_error(probe, path, errno.EEXIST, "")
+    if not os.path.isdir(parent):
+        raise _pin_error(probe, path, errno.ENOENT, "")
+    if not is_bpffs(parent):
+        raise _pin_error(probe, path, 0, "the path is not on a bpf file system (pin under /sys/fs/bpf)")
+
+
 def check_probes_supported(script: CompiledScript) -> None:
-    """Refuse, before loading anything, probes this kernel cannot attach (kprobes here), pointing at
-    the attach point in the script."""
+    """Refuse, before loading anything, probes this kernel cannot attach (kprobes here) and iterator
+    pins that cannot be made, pointing at the attach point in the script."""
     for probe in script.probes:
+        if probe.attach.provider == "iter" and probe.attach.pin:
+            _check_pin(probe)
         # The feature modules are imported only for the probe kinds that need them (start-up cost).
         if probe.attach.provider in ("fentry", "fexit"):
             from bpfkit.kernel.features import probe_tracing_programs

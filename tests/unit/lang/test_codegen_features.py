@@ -407,8 +407,8 @@ def test_iter_task_probes_read_ctx_and_skip_the_final_null_call() -> None:
                       "bpf_iter__nope in its BTF)"),
     ("BEGIN { $x = ctx; }", "stdin:1:14-17: ERROR: The ctx builtin can only be used with iter probes (of one "
                             "iterator)"),
-    ("iter:task:/sys/fs/bpf/x { }", "stdin:1:1-24: ERROR: iter probes with a pin path are not supported by "
-                                    "bpfkit yet"),
+    ("iter:task:/sys/fs/bpf/x.y { }", "stdin:1:1-26: ERROR: iter pin path '/sys/fs/bpf/x.y': a bpf file "
+                                      "system name cannot contain '.'"),
 ])
 def test_iter_errors(script: str, message: str) -> None:
     spec = _iter_spec()
