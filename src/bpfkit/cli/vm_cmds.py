@@ -2,7 +2,8 @@
 
 `vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (loaded whole by
 `Vm.load_object`: maps, CO-RE against `--btf` or vmlinux's BTF, `.kconfig` from `--kconfig` over the
-running kernel's config) and prints r0; `--trace` prints every executed instruction with the registers
+running kernel's config; the same BTF types the contexts of fentry/fexit, tp_btf and iterator programs
+for the verifier) and prints r0; `--trace` prints every executed instruction with the registers
 after it. bpfkit's verifier checks the program first (a raw-memory program for the size of `--mem` /
 `--data`), as the kernel would before running it; `--no-verify` runs trusted code unverified, with
 every run-time check on.
@@ -389,8 +390,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="assembly dialect (default: auto)")
     p.add_argument("--type", help="program type giving the context (xdp, socket_filter, sched_cls...); "
                    "default: the ELF section's, else conformance style (r1 = memory, r2 = length)")
-    p.add_argument("--btf", metavar="PATH", help="ELF: the BTF to apply CO-RE relocations against "
-                   "(default: /sys/kernel/btf/vmlinux when readable)")
+    p.add_argument("--btf", metavar="PATH", help="ELF: the kernel BTF to apply CO-RE relocations against "
+                   "and to type fentry/fexit, tp_btf and iterator contexts for the verifier (default: "
+                   "/sys/kernel/btf/vmlinux when readable)")
     p.add_argument("--kconfig", metavar="NAME=VALUE", action="append",
                    help="ELF: a .kconfig value (e.g. CONFIG_HZ=250, LINUX_KERNEL_VERSION=393728), over the "
                    "running kernel's config; repeatable")
@@ -409,7 +411,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="assembly dialect of FILE and of the eBPF comments (default: auto; comments: llvm)")
     p.add_argument("--raw", action="store_true", help="hex bytes, no disassembly")
     p.add_argument("--type", help="program type (xdp, socket_filter...); default: the ELF section's")
-    p.add_argument("--btf", metavar="PATH", help="ELF: the BTF to apply CO-RE relocations against")
+    p.add_argument("--btf", metavar="PATH", help="ELF: the kernel BTF for CO-RE and the verifier "
+                   "(default: /sys/kernel/btf/vmlinux when readable)")
     p.add_argument("--kconfig", metavar="NAME=VALUE", action="append",
                    help="ELF: a .kconfig value; repeatable")
     p.add_argument("--conformance-helpers", action="store_true",

@@ -21,15 +21,19 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit._records import record, replace
 from bpfkit.cli.vm_cmds import _HEX_TEXT, _pick_program, _prog_type, _program_from_text, parse_hex
 from bpfkit.elf import is_elf
 from bpfkit.errors import AsmError, BpfkitError, VerificationError
 from bpfkit.isa import Instruction, decode
+from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi.enums import ProgType
 from bpfkit.vm.verifier import Report, VerifierResult, verify, verify_program
+
+if TYPE_CHECKING:
+    from bpfkit.vm.machine import TargetBtf
 
 LineTable = Mapping[int, tuple[str, int, str]]
 """Instruction slot -> (file, line, source text), as `verify` takes line info."""
@@ -84,14 +88,13 @@ def verify_file(data: bytes, name: str, *, section: str | None = None, type_name
     """
     prog_type = _prog_type(type_name) if type_name else None
     if is_elf(data):
-        from bpfkit.btf import load_btf
         from bpfkit.obj import load_object
-        from bpfkit.vm.objects import default_target_btf, resolve_object
+        from bpfkit.vm.machine import TargetBtf
+        from bpfkit.vm.objects import resolve_object
 
         obj = load_object(data, name)
-        target = load_btf(btf) if btf is not None else None
+        target = TargetBtf(btf)  # the kernel's is read only if CO-RE or some program needs it
         resolved = resolve_object(obj, target_btf=target, kconfig=kconfig)
-        kernel_btf = target if target is not None else default_target_btf()
         obj.programs, obj.maps = resolved.programs, resolved.maps
         if section is not None:
             picked = _pick_program(obj.programs, section, name)
@@ -106,14 +109,26 @@ def verify_file(data: bytes, name: str, *, section: str | None = None, type_name
                 spec = replace(spec, type=prog_type)
             lines = {rec.index: (rec.file, rec.line, rec.text) for rec in spec.lines}
             out.append(_outcome(prog_name, spec.section, spec.type, lines,
-                                lambda s=spec: verify_program(s, obj.maps, log_level=log_level,
-                                                              mem_size=mem_size, btf=kernel_btf)))
+                                lambda s=spec: _verify_spec(s, obj.maps, target, log_level, mem_size)))
         return out
     if section is not None:
         raise BpfkitError(f"{name}: --section applies to ELF objects only")
     insns = _listing(data, name, dialect)
     return [_outcome(Path(name).stem, "", prog_type, {},
                      lambda: verify(insns, prog_type=prog_type, mem_size=mem_size, log_level=log_level))]
+
+
+def _verify_spec(spec: ProgramSpec, maps: Mapping[str, Any], target: TargetBtf, log_level: int,
+                 mem_size: int) -> VerifierResult:
+    """`verify_program` with the target BTF when the program needs it (`needs_target_btf`), and a
+    hint naming `--btf` when it needs one and there is none."""
+    from bpfkit.vm.machine import needs_target_btf, with_btf_hint
+
+    kernel_btf = target.get() if needs_target_btf(spec.type, spec.insns) else None
+    try:
+        return verify_program(spec, maps, log_level=log_level, mem_size=mem_size, btf=kernel_btf)
+    except VerificationError as err:
+        raise (with_btf_hint(err, target) if kernel_btf is None else err) from None
 
 
 def annotate_log(log: str, lines: LineTable) -> str:

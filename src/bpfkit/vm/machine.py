@@ -13,6 +13,11 @@ x86-64 code, `bpfkit.vm.jit`; pointers are host addresses there, and on other ma
 Programs are verified by bpfkit's own verifier before they run, as the kernel would (`Vm.load`); the
 fast engine and the JIT then drop the bounds checks of the accesses it proved safe. `verify=False` is
 the opt-out for trusted code: nothing is verified and every access keeps its run-time check.
+
+Programs whose verification needs the target kernel's BTF (BTF-typed contexts: fentry/fexit, tp_btf,
+iterators; kfunc calls, typed `__ksym`s) get the caller's (`btf=`, `target_btf=`), else the running
+kernel's (`bpfkit.vm.objects.default_target_btf`, the one place that reads it), else none and the
+verifier's refusal says what is missing: `TargetBtf`. Other programs never cause that 5 MB to be read.
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from bpfkit._records import record, replace
 from bpfkit.errors import VerificationError, VmError, VmHelperError
 from bpfkit.isa.builder import Relocation
-from bpfkit.isa.instruction import Instruction
+from bpfkit.isa.instruction import LD_IMM64, Instruction
 from bpfkit.obj.spec import MapSpec, ProgramSpec
 from bpfkit.uapi.enums import ProgType
-from bpfkit.uapi.insn import PseudoSrc
+from bpfkit.uapi.insn import InsnClass, JmpOp, PseudoCall, PseudoSrc
 from bpfkit.vm.context import Context, RawContext, RawMemory, SkbContext, XdpContext
 from bpfkit.vm.helpers import HelperRegistry, default_helpers
 from bpfkit.vm.interp import Interpreter, InterpreterEngine, TraceFn, TraceStep
@@ -46,6 +51,10 @@ if TYPE_CHECKING:
     from bpfkit.obj.object import ObjectSpec
     from bpfkit.vm.objects import VmCollection
     from bpfkit.vm.verifier import VerifierResult
+
+BtfArg: TypeAlias = "Spec | str | os.PathLike[str] | Literal[False] | TargetBtf | None"
+"""A target BTF as `Vm.load(btf=)` and `Vm.load_object(target_btf=)` take it: a `bpfkit.btf.Spec`, a
+path to raw BTF, None for the default (the running kernel's when readable) or False for none."""
 
 EngineName = Literal["fast", "interp", "jit"]
 ENGINES: tuple[EngineName, ...] = ("fast", "interp", "jit")
@@ -161,7 +170,7 @@ class Vm:
              prog_type: ProgType | None = None, name: str = "",
              maps: Mapping[str, VmMap] | Sequence[VmMap] | None = None,
              relocations: Sequence[Relocation] = (), verify: bool = True,
-             mem_size: int | None = None) -> VmProgram:
+             mem_size: int | None = None, btf: BtfArg = None) -> VmProgram:
         """Load instructions, bytecode or a `ProgramSpec`; bpfkit's verifier checks it first.
 
         Verification (`bpfkit.vm.verifier.verify`) raises `VerificationError` when the kernel's rules
@@ -171,6 +180,11 @@ class Vm:
         attach type and source lines (reports name the line). `verify=False` is for trusted code
         (or programs outside what the verifier models): nothing is checked at load, and every access
         keeps its run-time check in every engine.
+
+        `btf` is the target kernel's BTF for programs whose verification needs one (BTF-typed
+        contexts such as fentry/fexit, tp_btf and iterators; kfunc calls): a `bpfkit.btf.Spec` or a
+        path (read now); None (the default): the running kernel's (/sys/kernel/btf/vmlinux, read
+        only when a program needs it); False: none, and such programs are refused saying so.
 
         Raw-memory programs (no `prog_type`: r1 points to the run's data, r2 holds its length) have
         no memory size until a run passes data, and the verifier takes r2 as that exact size: such a
@@ -221,20 +235,22 @@ class Vm:
 
         loaded = LoadedProgram(insns, helpers=self.helpers.table(), resolve_pseudo=resolve,
                                name=name or "prog")
-        checker = _checker(self, insns, prog_type, maps, relocations, pspec) if verify else None
+        checker = _checker(self, insns, prog_type, maps, relocations, pspec, btf) if verify else None
         vm_program = VmProgram(self, loaded, prog_type, checker=checker, mem_size=mem_size)
         if checker is not None and (prog_type is not None or mem_size is not None):
             vm_program.verified_for(mem_size or 0)
         return vm_program
 
-    def load_object(self, spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
+    def load_object(self, spec: ObjectSpec, *, target_btf: BtfArg = None,
                     kconfig: Mapping[str, str | int | bool] | None = None,
                     verify: bool = True) -> VmCollection:
         """Create every map and load every program of an object (`bpfkit.obj.load_object`), applying
-        CO-RE against `target_btf` (default: /sys/kernel/btf/vmlinux when readable) and filling
-        `.kconfig` from `kconfig` (default: the running kernel's config). Each program is verified
-        as `load` does, on its instructions as relocated and with the `.kconfig` values filled in;
-        `verify=False` loads trusted code unverified. See `bpfkit.vm.objects`."""
+        CO-RE against `target_btf` (default: /sys/kernel/btf/vmlinux when readable; False: none) and
+        filling `.kconfig` from `kconfig` (default: the running kernel's config). Each program is
+        verified as `load` does, on its instructions as relocated and with the `.kconfig` values
+        filled in, with the same `target_btf` for what its verification needs (fentry/fexit,
+        tp_btf, iterator contexts); `verify=False` loads trusted code unverified. See
+        `bpfkit.vm.objects`."""
         from bpfkit.vm.objects import load_collection
 
         return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig, verify=verify)
@@ -462,9 +478,10 @@ Checker = Callable[[int], "VerifierResult"]
 
 def _checker(vm: Vm, insns: Sequence[Instruction] | bytes, prog_type: ProgType | None,
              maps: Mapping[str, VmMap] | Sequence[VmMap] | None, relocations: Sequence[Relocation],
-             pspec: ProgramSpec | None) -> Checker:
+             pspec: ProgramSpec | None, btf: BtfArg) -> Checker:
     """How `Vm.load` verifies a program: its maps (by name with `relocations`, by fd, or the fd_array
-    sequence), and for a `ProgramSpec` its license, attach type and source lines."""
+    sequence), for a `ProgramSpec` its license, attach type, attach target and source lines, and the
+    target BTF (`btf`, see `TargetBtf`) when its verification needs one."""
     from bpfkit.vm.verifier import verify
 
     known: Any
@@ -477,16 +494,95 @@ def _checker(vm: Vm, insns: Sequence[Instruction] | bytes, prog_type: ProgType |
     extra: dict[str, Any] = {}
     if pspec is not None:
         extra = {"license": pspec.license, "expected_attach_type": pspec.expected_attach_type,
-                 "line_info": {rec.index: (rec.file, rec.line, rec.text) for rec in pspec.lines}}
+                 "line_info": {rec.index: (rec.file, rec.line, rec.text) for rec in pspec.lines},
+                 "attach_to": pspec.attach_to or ""}
+    needs = needs_target_btf(prog_type, insns)
+    # A path given is read now (its errors belong to this call); the kernel's BTF is read only for a
+    # program that needs it, at its first verification.
+    target = TargetBtf.of(btf) if needs or btf is not None else None
 
     def check(mem_size: int) -> VerifierResult:
+        spec = target.get() if needs and target is not None else None
         try:
             return verify(insns, prog_type=prog_type, maps=known, relocations=relocations,
-                          mem_size=mem_size, **extra)
+                          mem_size=mem_size, btf=spec, **extra)
         except VerificationError as err:
+            if needs and spec is None and target is not None:
+                err = with_btf_hint(err, target)
             raise _with_opt_out(err, prog_type) from None
 
     return check
+
+
+class TargetBtf:
+    """The target kernel BTF of one load, for CO-RE (`bpfkit.vm.objects`) and the verifier: the
+    caller's (a `Spec`, or a path, read when this is made), else the running kernel's, read on the
+    first `get()` only (`bpfkit.vm.objects.default_target_btf`: 5 MB, parsed once per process), else
+    none (`False` given, or no readable /sys/kernel/btf/vmlinux). One `Vm.load_object` shares one."""
+
+    __slots__ = ("_done", "_spec", "given")
+
+    def __init__(self, given: Spec | str | os.PathLike[str] | Literal[False] | None = None) -> None:
+        from bpfkit.btf import Spec, load_btf
+
+        self.given = given
+        self._spec: Spec | None = None
+        self._done = given is False
+        if isinstance(given, Spec):
+            self._spec, self._done = given, True
+        elif given is not None and given is not False:
+            self._spec, self._done = load_btf(given), True  # a bad path is an error of this call
+
+    @classmethod
+    def of(cls, btf: BtfArg) -> TargetBtf:
+        """`btf` itself when it is a `TargetBtf`, else one made from it."""
+        return btf if isinstance(btf, TargetBtf) else cls(btf)
+
+    def get(self) -> Spec | None:
+        """The target BTF, or None when there is none."""
+        if not self._done:
+            from bpfkit.vm.objects import default_target_btf
+
+            self._spec, self._done = default_target_btf(), True
+        return self._spec
+
+    def missing(self) -> str:
+        """Why `get()` is None."""
+        if self.given is False:
+            return "no target BTF was given (btf=False)"
+        from bpfkit.vm.objects import VMLINUX_BTF
+
+        return f"no target BTF was given and the running kernel's ({VMLINUX_BTF}) is not readable"
+
+
+def needs_target_btf(prog_type: ProgType | None, insns: Sequence[Instruction] | bytes) -> bool:
+    """Whether verifying the program needs the target kernel's BTF: a BTF-typed context (the
+    verifier's `BTF_CTX_TYPES`: fentry/fexit, tp_btf, iterators), a kfunc call or a typed `__ksym`
+    load (LD_IMM64 of a BTF id). Decides whether the kernel's BTF is read at all."""
+    from bpfkit.vm.verifier.memory import BTF_CTX_TYPES
+
+    if prog_type in BTF_CTX_TYPES:
+        return True
+    call = InsnClass.JMP | JmpOp.CALL
+    if isinstance(insns, (bytes, bytearray, memoryview)):
+        code = bytes(insns)
+        # The second slot of an LD_IMM64 has opcode 0, so a slot-by-slot scan sees only real opcodes.
+        pairs: Iterable[tuple[int, int]] = ((code[i], code[i + 1] >> 4) for i in range(0, len(code) - 1, 8))
+    else:
+        pairs = ((i.opcode, i.src) for i in insns)
+    return any((op == call and src == PseudoCall.KFUNC) or (op == LD_IMM64 and src == PseudoSrc.BTF_ID)
+               for op, src in pairs)
+
+
+def with_btf_hint(err: VerificationError, target: TargetBtf) -> VerificationError:
+    """`err`, when the verifier refused for want of the target BTF, with a hint saying why there was
+    none and how to give one."""
+    report = err.report
+    if "needs the kernel's BTF" not in report.message:  # `bpfkit.vm.verifier.btfmem.need_btf`
+        return err
+    hint = (f"{target.missing()}: pass one (a bpfkit.btf.Spec or a path to raw BTF) as btf= to Vm.load, "
+            "target_btf= to Vm.load_object, or --btf PATH to `bpfkit vm run` / `bpfkit vm verify`")
+    return VerificationError(replace(report, hint=hint))
 
 
 def _with_opt_out(err: VerificationError, prog_type: ProgType | None) -> VerificationError:

@@ -14,7 +14,9 @@ values the caller passes (or clear refusals):
   (/proc/config.gz or /boot/config-$(uname -r));
 - CO-RE relocations are applied (`bpfkit.btf.core.relocate`, pure) against `target_btf`, by default
   /sys/kernel/btf/vmlinux when that file is readable. Without a target a program with CO-RE records is
-  refused: the compiler's local answers would silently give wrong results;
+  refused: the compiler's local answers would silently give wrong results. The same target goes to the
+  verifier for the programs that need one (fentry/fexit, tp_btf and iterator contexts); the kernel's
+  BTF is read (`default_target_btf`, the one place that reads it) only when some program needs it;
 - `__ksym` variables and kfunc calls name kernel memory and kernel code: refused, they are kernel-only;
 - program arrays are filled from their initialisers. Maps of maps are not emulated: an object
   referring to one is refused; one no program refers to is left out (`VmCollection.skipped`);
@@ -42,6 +44,7 @@ from bpfkit.obj.kconfig import config_text, kconfig_value, read_kconfig
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.btf import CoreReloKind
 from bpfkit.uapi.enums import Helper, MapType
+from bpfkit.vm.machine import BtfArg, TargetBtf
 from bpfkit.vm.maps import MAP_CLASSES, ProgArrayMap, VmMap
 
 if TYPE_CHECKING:
@@ -107,16 +110,17 @@ class ResolvedObject:
     core_results: dict[str, list[CoreResult]]
 
 
-def resolve_object(spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
+def resolve_object(spec: ObjectSpec, *, target_btf: BtfArg = None,
                    kconfig: KconfigValues | None = None) -> ResolvedObject:
     """Apply `spec`'s CO-RE relocations against `target_btf` (default: vmlinux's BTF when some program
-    needs one) and fill its `.kconfig` map from `kconfig` (default: the running kernel's config).
+    needs one; False: none; a `TargetBtf` to share one with the verifier) and fill its `.kconfig` map
+    from `kconfig` (default: the running kernel's config).
 
     Raises `VmError` for CO-RE without a target BTF or a `.kconfig` extern with no value, and
     `CoreRelocationError` for malformed CO-RE records, naming the program and instruction.
     """
     where = spec.path or spec.name
-    target = _target(spec, target_btf, where)
+    target = _target(spec, TargetBtf.of(target_btf), where)
     maps = dict(spec.maps)
     kspec = maps.get(".kconfig")
     if kspec is not None:
@@ -138,7 +142,7 @@ def resolve_object(spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str
     return ResolvedObject(programs, maps, results)
 
 
-def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.PathLike[str] | None = None,
+def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: BtfArg = None,
                     kconfig: KconfigValues | None = None, verify: bool = True) -> VmCollection:
     """Create `spec`'s maps and load its programs into `vm` (see the module docstring).
 
@@ -150,7 +154,8 @@ def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.Pat
     """
     where = spec.path or spec.name
     _refuse_kernel_externs(spec, where)
-    resolved = resolve_object(spec, target_btf=target_btf, kconfig=kconfig)
+    target = TargetBtf.of(target_btf)  # one for CO-RE and the verifier; the kernel's read if needed
+    resolved = resolve_object(spec, target_btf=target, kconfig=kconfig)
     coll = VmCollection(spec, vm)
     coll.core_results.update(resolved.core_results)
     needed = {ref.target for p in spec.programs.values() for ref in p.references
@@ -170,7 +175,7 @@ def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: Spec | str | os.Pat
         coll.maps[name] = vm.create_map(mspec)
     try:
         for name, pspec in resolved.programs.items():
-            coll.programs[name] = _load_program(coll, name, pspec, where, verify)
+            coll.programs[name] = _load_program(coll, name, pspec, where, verify, target)
     except BaseException:
         coll.close()  # native code of the programs loaded so far
         raise
@@ -211,23 +216,19 @@ def _refuse_kernel_externs(spec: ObjectSpec, where: str) -> None:
                           "the VM")
 
 
-def _target(spec: ObjectSpec, target_btf: Spec | str | os.PathLike[str] | None, where: str) -> Spec | None:
+def _target(spec: ObjectSpec, target: TargetBtf, where: str) -> Spec | None:
     """The CO-RE target: the caller's, else vmlinux's BTF when some program needs one and it is there."""
-    if isinstance(target_btf, Spec):
-        return target_btf
-    if target_btf is not None:
-        return load_btf(target_btf)
     needing = [(p, r) for p in spec.programs.values() for r in p.core_relos
                if r.kind != CoreReloKind.TYPE_ID_LOCAL]
     if not needing:
-        return None
-    found = default_target_btf()
+        return target.get() if target.given is not None else None  # the caller's: no kernel read
+    found = target.get()
     if found is None:
         pspec, relo = needing[0]
         raise VmError(f"{where}: program {pspec.name!r} instruction {relo.index} has a CO-RE relocation "
                       f"({_describe(spec, relo.type_id, relo.kind, relo.access)}) and there is no target "
-                      f"BTF ({VMLINUX_BTF} is not readable): pass target_btf= (--btf PATH) to say which "
-                      "kernel's types to relocate against")
+                      f"BTF ({target.missing()}): pass target_btf= (--btf PATH) to say which kernel's "
+                      "types to relocate against")
     return found
 
 
@@ -251,9 +252,11 @@ def _kconfig(spec: ObjectSpec, size: int, kconfig: KconfigValues | None, where: 
                       "NAME=VALUE)") from None
 
 
-def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, where: str, verify: bool) -> VmProgram:
+def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, where: str, verify: bool,
+                  target: TargetBtf) -> VmProgram:
     """Load one program (CO-RE already applied): its maps by relocation, verified unless `verify` is
-    False; errors name the object and the program."""
+    False (with `target` when its verification needs the kernel's BTF); errors name the object and
+    the program."""
     label = f"{where}: program {name!r} (section {pspec.section!r})"
     relocs = []
     maps: dict[str, VmMap] = {}
@@ -266,7 +269,7 @@ def _load_program(coll: VmCollection, name: str, pspec: ProgramSpec, where: str,
             maps[ref.target] = vm_map
             relocs.append(Relocation(ref.index, ref.target))
     try:
-        return coll.vm.load(pspec, maps=maps, relocations=relocs, verify=verify)
+        return coll.vm.load(pspec, maps=maps, relocations=relocs, verify=verify, btf=target)
     except VerificationError as err:  # the report names the instruction and line; add the program
         report = err.report
         raise VerificationError(replace(report, message=f"{label}: {report.message}")) from None
