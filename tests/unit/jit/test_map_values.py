@@ -2,13 +2,21 @@
 loaded without bpfkit's verifier: the proven ones compile unchecked, everything else keeps its check,
 and every run gives what the interpreter gives (r0, map contents, or the same VmMemoryError).
 
-Random programs (a lookup, then copies, constant adds, NULL tests, calls, clobbers and accesses at
-offsets around the value) run in a child process (`python test_map_values.py random`), so that an
-unsound proof that crashes native code fails the test instead of killing pytest.
+Accesses that leave the value into a neighbouring one that is mapped too (array elements are
+contiguous in host memory; hash values may be) fault under the JIT exactly as in the interpreter
+(`bpfkit.vm.jit.value_origins`), however the pointer got there: constant offsets, scalar adds, paths
+that meet.
+
+Random programs (neighbouring values looked up or not, then a lookup, copies, constant and scalar
+adds, NULL tests, branches, calls, clobbers and accesses at offsets around the value) run in a child
+process (`python test_map_values.py random`), so that an unsound proof that crashes native code fails
+the test instead of killing pytest.
 """
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import os
 import subprocess
 import sys
@@ -28,6 +36,9 @@ from bpfkit.uapi.insn import AtomicOp, PseudoSrc, Reg
 from bpfkit.vm import Vm
 from bpfkit.vm.jit import jit_supported, program_for, runtime_for
 from bpfkit.vm.jit.map_values import proven_value_accesses
+from bpfkit.vm.jit.value_origins import ValueOrigins, value_origins
+from bpfkit.vm.machine import VmProgram
+from bpfkit.vm.maps import HashMap, VmMap
 
 R = Reg
 ARRAY = MapSpec(MapType.ARRAY, 4, 16, 8, name="arr")
@@ -44,26 +55,46 @@ def lookup(b: Builder, index: int | Reg, name: str = "m") -> Builder:
     return b.ld_map(R.R1, name).mov(R.R2, R.R10).add(R.R2, -4).call(Helper.MAP_LOOKUP_ELEM)
 
 
+def value_of(key: int, size: int) -> bytes:
+    """The value `fill_map` gives `key` (key 1: bytes 1, 2, 3...; every key different)."""
+    return bytes(((key - 1) * size + j + 1) & 0xFF for j in range(size))
+
+
+def fill_map(m: VmMap, fill: bool) -> None:
+    """Key 1, or (`fill`) every key 0 .. max_entries - 1, set to `value_of` the key."""
+    for key in range(m.max_entries) if fill else (1,):
+        m.update(key.to_bytes(4, "little"), value_of(key, m.value_size))
+
+
+def outcome(vm: Vm, m: VmMap, b: Builder, engine: str) -> tuple[VmProgram, tuple[Any, ...]]:
+    """The program loaded unverified, and ("ok", r0) or ("error", type, message) and the map's
+    contents after one run of it."""
+    prog = vm.load(b.build(), relocations=b.relocations, maps={"m": m}, verify=False)
+    try:
+        result: tuple[Any, ...] = ("ok", prog.test_run(engine=engine).retval)  # type: ignore[arg-type]
+    except BpfkitError as err:
+        result = ("error", type(err).__name__, str(err))
+    return prog, (*result, sorted(m.items()))
+
+
 class Run:
-    """One program on two fresh VMs, interpreter and JIT, loaded without verification."""
+    """One program on two fresh VMs, interpreter and JIT, loaded without verification. `fill` sets
+    every key of the map (else only key 1)."""
 
     def __init__(self, b: Builder, spec: MapSpec = ARRAY, setup: Callable[[Vm], None] | None = None, *,
-                 same_message: bool = True) -> None:
+                 same_message: bool = True, fill: bool = False) -> None:
         self.outcomes: dict[str, tuple[Any, ...]] = {}
         for engine in ("interp", "jit"):
             vm = Vm(seed=1)
             if setup is not None:
                 setup(vm)
             m = vm.create_map(spec)
-            m.update((1).to_bytes(4, "little"), bytes(range(1, spec.value_size + 1)))
-            prog = vm.load(b.build(), relocations=b.relocations, maps={"m": m}, verify=False)
-            try:
-                result: tuple[Any, ...] = ("ok", prog.test_run(engine=engine).retval)  # type: ignore[arg-type]
-            except BpfkitError as err:
-                result = ("error", type(err).__name__, str(err))
-            self.outcomes[engine] = (*result, sorted(m.items()))
+            fill_map(m, fill)
+            prog, self.outcomes[engine] = outcome(vm, m, b, engine)
             if engine == "jit":
                 self.proven = proven_value_accesses(prog.loaded, vm.mem)
+                found = value_origins(prog.loaded, vm.mem)
+                self.origins, self.dynamic = found.offsets, found.dynamic
                 self.compiled = program_for(prog.loaded, runtime_for(vm.mem)).compiled
         jit, interp = self.outcomes["jit"], self.outcomes["interp"]
         if same_message:
@@ -126,14 +157,136 @@ def test_accesses_outside_the_value_stay_checked_and_fault(offset: int, size: in
     assert run.error
 
 
-@pytest.mark.xfail(strict=True, reason="known: a checked access that runs past an array element into a "
-                   "mapped neighbour reads the neighbour (native code sees real, contiguous addresses)")
 def test_a_neighbouring_element_is_not_reachable() -> None:
     """Element 2 is mapped (looked up first); reading past element 1 faults in the interpreter."""
     b = lookup(Builder(), 2).mov(R.R6, R.R0)
     lookup(b, 1).jmp("jeq", R.R0, 0, "out").jmp("jeq", R.R6, 0, "out").ldx(8, R.R0, R.R0, 16)
     b.label("out").exit()
     assert "out of bounds" in Run(b).error
+
+
+# -- accesses that leave the element into a mapped neighbour -----------------------------------------
+ELEMENTS = [ARRAY, MapSpec(MapType.PERCPU_ARRAY, 4, 16, 8, name="pa")]
+"""Array maps: their elements (one CPU's copies) are contiguous in host memory."""
+
+
+def after_neighbours(b: Builder, keys: tuple[int, ...] = (0, 2, 3)) -> Builder:
+    """Look up `keys` first: their elements become mapped regions, as element 1's neighbours."""
+    for key in keys:
+        lookup(b, key)
+    return b
+
+
+SHAPES = {
+    # How the base pointer comes from element 1's lookup: (how it is moved, the access's offset).
+    "offset": lambda b, off: (b, off),
+    "add": lambda b, off: (b.add(R.R0, off), 0),
+    "copy, add and sub": lambda b, off: (b.mov(R.R6, R.R0).add(R.R6, off + 24).sub(R.R6, 16).mov(R.R0, R.R6),
+                                         -8),
+    "join": lambda b, off: (b.mov(R.R1, 3).jmp("jgt", R.R1, 2, "join").add(R.R1, 1).label("join"), off),
+    "helper call": lambda b, off: (b.mov(R.R6, R.R0).call(Helper.GET_PRANDOM_U32).mov(R.R0, R.R6), off),
+    # The offset is unknown to the JIT: checked against the lookup's last value at run time.
+    "scalar add": lambda b, off: (b.ldx(4, R.R1, R.R10, -4).mov(R.R2, off + 8).add(R.R2, R.R1)
+                                  .add(R.R0, R.R2).sub(R.R0, 1), -8),
+    "paths that differ": lambda b, off: (b.mov(R.R1, 3).jmp("jgt", R.R1, 2, "big").add(R.R0, off - 4)
+                                         .ja("join").label("big").add(R.R0, off + 4).label("join"), -4),
+}
+KNOWN = ("offset", "add", "copy, add and sub", "join", "helper call")
+
+
+def neighbour_program(shape: str, offset: int, size: int) -> Builder:
+    """r0 = the `size` bytes at `offset` of element 1 (the pointer moved as `shape` says)."""
+    b = lookup(after_neighbours(Builder()), 1).jmp("jeq", R.R0, 0, "out")
+    b, off = SHAPES[shape](b, offset)
+    return b.ldx(size, R.R0, R.R0, off).label("out").exit()
+
+
+@pytest.mark.parametrize("spec", ELEMENTS, ids=["array", "percpu_array"])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("offset,size", [(16, 8), (16, 1), (12, 8), (20, 4), (31, 1), (-1, 1), (-8, 8),
+                                         (-16, 8), (48, 8)])
+def test_crossing_into_a_mapped_neighbour_faults_as_in_the_interpreter(spec: MapSpec, shape: str,
+                                                                       offset: int, size: int) -> None:
+    run = Run(neighbour_program(shape, offset, size), spec, fill=True)
+    assert "out of bounds of the map value region" in run.error
+    assert run.origins if shape in KNOWN else run.dynamic  # the JIT knew where the pointer came from
+
+
+@pytest.mark.parametrize("spec", ELEMENTS, ids=["array", "percpu_array"])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("offset,size", [(0, 8), (8, 8), (15, 1), (12, 4)])
+def test_accesses_inside_the_element_read_its_bytes(spec: MapSpec, shape: str, offset: int,
+                                                    size: int) -> None:
+    run = Run(neighbour_program(shape, offset, size), spec, fill=True)
+    assert run.retval == int.from_bytes(value_of(1, 16)[offset:offset + size], "little")
+    assert not run.origins
+    assert bool(run.dynamic) == (shape not in KNOWN)
+
+
+@pytest.mark.parametrize("spec", ELEMENTS, ids=["array", "percpu_array"])
+def test_stores_and_atomics_into_a_neighbour_fault_and_leave_it_alone(spec: MapSpec) -> None:
+    for emit in (lambda b: b.st(8, R.R0, 16, 7), lambda b: b.stx(4, R.R0, -4, R.R0),
+                 lambda b: b.atomic(8, AtomicOp.ADD, R.R0, 16, R.R0)):
+        b = lookup(after_neighbours(Builder()), 1).jmp("jeq", R.R0, 0, "out")
+        emit(b)
+        run = Run(b.label("out").exit(), spec, fill=True)  # the same map contents afterwards, too
+        assert "out of bounds" in run.error
+
+
+def test_without_the_origins_the_jit_would_read_the_neighbour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the origin sites prevent: element 1 + 16 is element 2's first byte in host memory."""
+    from bpfkit.vm.jit import runner
+    monkeypatch.setattr(runner, "value_origins", lambda loaded, mem: ValueOrigins())
+    vm = Vm(seed=1)
+    m = vm.create_map(ARRAY)
+    fill_map(m, True)
+    _, result = outcome(vm, m, neighbour_program("offset", 16, 8), "jit")
+    assert result[:2] == ("ok", int.from_bytes(value_of(2, 16)[:8], "little"))
+
+
+def test_loops_over_elements_fault_at_the_first_crossing() -> None:
+    """Every element mapped, then for i in 0..7: r7 += *(u32 *)(lookup(i) + 8 + 8): the pointer's
+    offset is the same on every path around the loop, so the JIT knows the first iteration leaves
+    element 0 (for element 1, which is mapped)."""
+    b = after_neighbours(Builder(), tuple(range(8))).mov(R.R6, 0).mov(R.R7, 0).label("loop")
+    lookup(b, R.R6).jmp("jeq", R.R0, 0, "next").mov(R.R8, R.R0).add(R.R8, 8).ldx(4, R.R1, R.R8, 8)
+    b.add(R.R7, R.R1).label("next").add(R.R6, 1).jmp("jlt", R.R6, 8, "loop").mov(R.R0, R.R7).exit()
+    assert "out of bounds" in Run(b, fill=True).error
+
+
+def adjacent_hash_values(m: VmMap) -> tuple[int, int, int] | None:
+    """Keys k1, k2 of a hash map whose values lie close in host memory, k2's at k1's + delta
+    (8 <= delta < 4096), with the smallest such delta; None if no two values are that close."""
+    assert isinstance(m, HashMap)
+    where = sorted((ctypes.addressof((ctypes.c_char * len(values[0])).from_buffer(values[0])), key)
+                   for key, values in m.table.items())
+    pairs = [(b - a, ka, kb) for (a, ka), (b, kb) in itertools.pairwise(where) if 8 <= b - a < 4096]
+    if not pairs:
+        return None
+    delta, k1, k2 = min(pairs)
+    return int.from_bytes(k1, "little"), int.from_bytes(k2, "little"), delta
+
+
+@pytest.mark.parametrize("per_cpu", [False, True], ids=["hash", "percpu_hash"])
+def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(per_cpu: bool) -> None:
+    """Hash values are separate buffers, but the allocator may put two side by side: reading past
+    one (by the distance to the next) faults with the interpreter's message, on a VM set up alike."""
+    spec = MapSpec(MapType.PERCPU_HASH if per_cpu else MapType.HASH, 4, 8, 64, name="h")
+    jit_vm = Vm(seed=1)
+    m = jit_vm.create_map(spec)
+    fill_map(m, True)
+    found = adjacent_hash_values(m)
+    if found is None:
+        pytest.skip("no two hash values were allocated within 4 KiB of each other")
+    k1, k2, delta = found
+    b = lookup(lookup(Builder(), k2), k1).jmp("jeq", R.R0, 0, "out").ldx(8, R.R0, R.R0, delta)
+    b.label("out").exit()
+    interp_vm = Vm(seed=1)
+    other = interp_vm.create_map(spec)
+    fill_map(other, True)
+    jit = outcome(jit_vm, m, b, "jit")[1]
+    assert jit == outcome(interp_vm, other, b, "interp")[1]
+    assert jit[:2] == ("error", "VmMemoryError") and "out of bounds" in jit[2]
 
 
 def test_no_proof_before_the_null_test_or_on_its_null_side() -> None:
@@ -264,7 +417,7 @@ def test_a_replaced_lookup_helper_proves_nothing() -> None:
 POINTERS = (R.R0, R.R6, R.R7, R.R8)
 BASES = st.sampled_from((R.R0, R.R0, R.R0, R.R6, R.R7, R.R8))
 Op = tuple[Any, ...]
-OFFSETS = st.one_of(st.integers(0, 15), st.integers(-20, 24))
+OFFSETS = st.one_of(st.integers(0, 15), st.integers(-20, 24), st.integers(-40, 56))
 accesses = st.tuples(st.sampled_from(["load", "store"]), BASES, OFFSETS,
                      st.sampled_from([1, 2, 4, 8]))
 ops = st.one_of(
@@ -272,6 +425,8 @@ ops = st.one_of(
     st.tuples(st.just("atomic"), BASES, OFFSETS, st.sampled_from([4, 8])),
     st.tuples(st.just("copy"), st.sampled_from(POINTERS[1:]), st.sampled_from(POINTERS)),
     st.tuples(st.just("add"), st.sampled_from(POINTERS), st.integers(-20, 20)),
+    st.tuples(st.just("add scalar"), st.sampled_from(POINTERS), st.integers(-20, 20)),
+    st.tuples(st.just("diverge"), st.sampled_from(POINTERS), st.integers(-12, 12), st.integers(-12, 12)),
     st.tuples(st.just("test"), st.sampled_from(POINTERS), st.sampled_from(["jeq", "jne"])),
     st.tuples(st.just("branch"), st.integers(0, 3)),
     st.tuples(st.just("call"),),
@@ -279,10 +434,15 @@ ops = st.one_of(
 )
 
 
-def random_program(key: int, tested: bool, steps: list[Op]) -> Builder:
+def random_program(key: int, tested: bool, steps: list[Op], neighbours: bool = False) -> Builder:
     """r4 sums what the loads read (r1-r5 survive helper calls in the VM); r0 = r4 at every exit.
-    `tested`: the lookup is followed by its NULL test (else only a random "test" step makes one)."""
-    b = Builder().mov(R.R3, 1).mov(R.R4, 0).mov(R.R6, 0).mov(R.R7, 0).mov(R.R8, 0)
+    `tested`: the lookup is followed by its NULL test (else only a random "test" step makes one).
+    `neighbours`: every other key 0..7 is looked up first, so that the values next to `key`'s are
+    mapped regions too (accesses that leave the value may land in them in host memory)."""
+    b = Builder()
+    if neighbours:
+        after_neighbours(b, tuple(k for k in range(8) if k != key))
+    b.mov(R.R3, 1).mov(R.R4, 0).mov(R.R6, 0).mov(R.R7, 0).mov(R.R8, 0)
     lookup(b, key)
     if tested:
         b.jmp("jeq", R.R0, 0, "out")
@@ -292,6 +452,11 @@ def random_program(key: int, tested: bool, steps: list[Op]) -> Builder:
             b.mov(op[1], op[2])
         elif kind == "add":
             b.add(op[1], op[2])
+        elif kind == "add scalar":  # an offset the JIT does not know
+            b.mov(R.R5, op[2]).add(op[1], R.R5)
+        elif kind == "diverge":  # paths that add different offsets meet again
+            b.jmp("jgt", R.R4, 1, f"d{i}").add(op[1], op[2]).ja(f"j{i}").label(f"d{i}").add(op[1], op[3])
+            b.label(f"j{i}")
         elif kind == "load":
             b.ldx(op[3], R.R1, op[1], op[2]).add(R.R4, R.R1)
         elif kind == "store":
@@ -311,11 +476,17 @@ def random_program(key: int, tested: bool, steps: list[Op]) -> Builder:
     return b.label("out").mov(R.R0, R.R4).exit()
 
 
+SPECS = [ARRAY, MapSpec(MapType.HASH, 4, 16, 8, name="h"), MapSpec(MapType.PERCPU_ARRAY, 4, 16, 8, name="pa"),
+         MapSpec(MapType.PERCPU_HASH, 4, 8, 8, name="ph")]
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(st.sampled_from([ARRAY, MapSpec(MapType.HASH, 4, 16, 8, name="h")]), st.integers(0, 9), st.booleans(),
+@given(st.sampled_from(SPECS), st.integers(0, 9), st.booleans(), st.booleans(),
        st.lists(ops, min_size=1, max_size=12))
-def _random(spec: MapSpec, key: int, tested: bool, steps: list[Op]) -> None:
-    Run(random_program(key, tested, steps), spec)
+def _random(spec: MapSpec, key: int, tested: bool, neighbours: bool, steps: list[Op]) -> None:
+    """With `neighbours`, every key is set and looked up: the interpreter's verdict on an access that
+    leaves the value (fault, with its message) must be the JIT's, whatever lies next to it in host memory."""
+    Run(random_program(key, tested, steps, neighbours), spec, fill=neighbours)
 
 
 def test_random_programs_agree_with_the_interpreter_in_a_subprocess() -> None:

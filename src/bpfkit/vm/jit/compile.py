@@ -20,13 +20,18 @@ Accesses through r10 at a constant offset inside the frame are proven safe by co
 read-only and always points at the current frame), as are the slots the caller lists in `proven_safe`:
 the caller promises that at those slots the base register always holds the real address of a plain
 (unhooked) host buffer covering the access, which is what `VerifierResult.proven_safe` proves.
+Accesses known to leave the map value their base points into (`origins`, from `value_origins`) skip
+the cache and go to Python, which rebuilds the interpreter's address from the value's start: in host
+memory such an access may land in a neighbouring value, which a check of "is it mapped" would allow.
+Accesses at an unknown offset from a lookup's value (`dynamic`) first compare the address with that
+value's bounds (the lookup stores its result in a data word) and go to Python the same way if outside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 
-from bpfkit._records import field, record
+from bpfkit._records import field, record, replace
 from bpfkit.errors import VmError
 from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import Kind
@@ -35,6 +40,7 @@ from bpfkit.vm import runtime
 from bpfkit.vm.jit import ops
 from bpfkit.vm.jit.layout import (
     CACHE_ENTRY,
+    FORCED,
     REGION_ENTRY,
     SIGNED,
     HelperStatus,
@@ -75,6 +81,12 @@ class MemSite:
     size: int
     signed: bool = False
     atomic: int | None = None
+    origin: int | None = None
+    """For a site that runs out of the map value its base points into (`value_origins`): the access's
+    offset from that value's start. Such a site always goes to Python, which rebuilds the address."""
+    shadow: int | None = None
+    """For a site at an unknown offset from a lookup's value: the data-area offset of the word holding
+    that lookup's last result (an access that leaves the value goes to Python, forced)."""
 
 
 @record(frozen=False)
@@ -167,8 +179,14 @@ class Compiler:
     def __init__(self, program: LoadedProgram, *, imm64: Imm64Resolver | None = None,
                  proven_safe: Collection[int] = (), unsafe: bool = False,
                  natives: Mapping[int, NativeHelper] | None = None,
-                 packet_loads: Mapping[int, bool] | None = None) -> None:
+                 packet_loads: Mapping[int, bool] | None = None,
+                 origins: Mapping[int, int] | None = None,
+                 dynamic: Mapping[int, tuple[int, int]] | None = None) -> None:
         self.program = program
+        self.origins = origins or {}
+        """Slot -> offset from its map value's start of an access that leaves the value: to Python."""
+        self.dynamic = dynamic or {}
+        """Slot -> (lookup slot, value size) of an access at an unknown offset from that lookup's value."""
         self.natives = natives or {}
         """Helper id -> emitter of a native version of the call (`NativeHelper`)."""
         self.packet_loads = packet_loads or {}
@@ -188,7 +206,11 @@ class Compiler:
         self.checked = 0
         self.unchecked = 0
         self._errors: dict[tuple[Status, int], Label] = {}
-        self.caches = DATA_CALLX + 16 * (len(program.functions) + 1)
+        shadows = DATA_CALLX + 16 * (len(program.functions) + 1)
+        self.shadows = {seed: shadows + 8 * i for i, seed in
+                        enumerate(sorted({seed for seed, _ in self.dynamic.values()}))}
+        """Lookup slot -> data-area offset of the word native code stores its result in."""
+        self.caches = shadows + 16 * ((len(self.shadows) + 1) // 2)
         """Offset of the inline caches in the data area (after the callbacks and the callx table)."""
         self._marks: list[tuple[Label, int | None, str]] = []
         """Labels starting each piece of code (slot or routine name), turned into `CodeMark`s."""
@@ -408,6 +430,8 @@ class Compiler:
                 self._bpf_call(step.slot, self.function_labels[step.target])
             else:
                 self._native_or_helper_call(step)
+                if step.slot in self.shadows:  # a lookup whose result some access checks against
+                    a.mov(rip(DataRef(self.shadows[step.slot])), Gp.RAX)
         elif kind is Kind.CALLX:
             self._callx(step)
         else:  # pragma: no cover - every kind is handled
@@ -562,14 +586,26 @@ class Compiler:
             return
         self.checked += 1
         index = len(self.sites)
+        origin, dynamic = self.origins.get(step.slot), self.dynamic.get(step.slot)
+        limit = 0 if dynamic is None else dynamic[1] - size + 1  # addr - value start < limit: inside
+        if base != 10 and origin is not None:
+            site = replace(site, origin=origin)
+        elif base != 10 and dynamic is not None and limit < 1 << 31:
+            site = replace(site, shadow=self.shadows[dynamic[0]])
         self.sites.append(site)
         cache = self.caches + CACHE_ENTRY * index
-        forced = base == 10  # outside the frame: always a fault, as in the interpreter
-        resume, after, miss = Label("mem.resume"), Label("mem.after"), Label("mem.miss")
+        forced = base == 10 or site.origin is not None  # out of the frame or of a map value: Python
+        resume, after, miss, leave = (Label("mem.resume"), Label("mem.after"), Label("mem.miss"),
+                                      Label("mem.leave"))
         a.lea(Gp.R11, Mem(REG[base], off))
         if forced:
             a.jmp(miss)
         else:
+            if site.shadow is not None:  # out of the lookup's last value: to Python, forced
+                a.mov(Gp.R10, Gp.R11)
+                a.alu(Alu.SUB, Gp.R10, rip(DataRef(site.shadow)))
+                a.alu(Alu.CMP, Gp.R10, max(limit, 0))
+                a.jcc(Cond.AE, leave)
             a.mov(Gp.R10, Gp.R11)
             a.alu(Alu.SUB, Gp.R10, rip(DataRef(cache)))
             a.alu(Alu.CMP, Gp.R10, rip(DataRef(cache + 8)))
@@ -580,16 +616,17 @@ class Compiler:
         info = mem_info(index, site.kind, size, forced=forced, signed=site.signed)
 
         def stub() -> None:
-            a.bind(miss)
-            if before_miss is not None:
-                before_miss()
-            a.mov(Gp.R10, info, 32)
-            a.call(self.memforce if forced else self.memslow)
-            a.test(Gp.R10, Gp.R10, 32)
-            a.jcc(Cond.E, resume)
-            if after_value is not None:
-                after_value()
-            a.jmp(after)
+            for label, to_python in ((miss, forced), (leave, True))[:2 if site.shadow is not None else 1]:
+                a.bind(label)
+                if before_miss is not None:
+                    before_miss()
+                a.mov(Gp.R10, info | (FORCED if to_python else 0), 32)
+                a.call(self.memforce if to_python else self.memslow)
+                a.test(Gp.R10, Gp.R10, 32)
+                a.jcc(Cond.E, resume)
+                if after_value is not None:
+                    after_value()
+                a.jmp(after)
         self.stubs.append(stub)
 
     def _load(self, step: Step, dst: int, base: int, off: int, size: int, signed: bool) -> None:
@@ -639,7 +676,7 @@ class Compiler:
         s = REG[insn.src]
 
         def access(m: Mem) -> None:
-            _atomic_rmw(a, op, m, s, bits)
+            ops.atomic_rmw(a, op, m, s, bits)
 
         def save() -> None:
             a.mov(block("store_val"), s)
@@ -754,43 +791,6 @@ class Compiler:
         a.bind(fail)
         a.mov(Gp.RAX, int(Status.PENDING), 32)
         a.jmp(self.exit_common)
-
-
-def _atomic_rmw(a: Asm, op: int, m: Mem, s: Gp, bits: int) -> None:
-    """A BPF atomic read-modify-write on [m] (m is [r11]) with source register s."""
-    if op in (AtomicOp.ADD, AtomicOp.OR, AtomicOp.AND, AtomicOp.XOR):
-        alu_op = {AtomicOp.ADD: Alu.ADD, AtomicOp.OR: Alu.OR, AtomicOp.AND: Alu.AND,
-                  AtomicOp.XOR: Alu.XOR}[AtomicOp(op)]
-        a.alu(alu_op, m, s, bits, lock=True)
-    elif op == AtomicOp.FETCH_ADD:
-        a.xadd(m, s, bits)
-        if bits == 32:
-            ops.zext32(a, s)
-    elif op == AtomicOp.XCHG:
-        a.xchg(m, s, bits)
-        if bits == 32:
-            ops.zext32(a, s)
-    elif op == AtomicOp.CMPXCHG:
-        a.cmpxchg(m, s, bits)
-        if bits == 32:
-            ops.zext32(a, Gp.RAX)  # r0 = old value, zero-extended (also when the exchange happened)
-    elif op in (AtomicOp.FETCH_OR, AtomicOp.FETCH_AND, AtomicOp.FETCH_XOR):
-        alu_op = {AtomicOp.FETCH_OR: Alu.OR, AtomicOp.FETCH_AND: Alu.AND,
-                  AtomicOp.FETCH_XOR: Alu.XOR}[AtomicOp(op)]
-        loop = Label("atomic.loop")
-        a.push(Gp.RAX)  # cmpxchg needs rax (r0): keep r0 on the stack meanwhile
-        a.mov(Gp.R9, s)
-        a.mov(Gp.RAX, m, bits)
-        a.bind(loop)
-        a.mov(Gp.R10, Gp.RAX)
-        a.alu(alu_op, Gp.R10, Gp.R9, bits)
-        a.cmpxchg(m, Gp.R10, bits)
-        a.jcc(Cond.NE, loop)
-        a.mov(Gp.R10, Gp.RAX, bits)  # the old value, zero-extended for 32-bit operations
-        a.pop(Gp.RAX)
-        a.mov(s, Gp.R10)  # if s is r0, r0 ends up holding the old value, as the VM does
-    else:
-        raise VmError(f"the JIT cannot compile atomic operation {op:#x}")
 
 
 def instruction_of(program: LoadedProgram, pc: int) -> Instruction | None:

@@ -227,6 +227,18 @@ class HostMemory:
                 return hr.region.base + off
         return self._resolve(value, value)
 
+    def origin_fake(self, addr: int, origin: int) -> int | None:
+        """The interpreter's address of a host access at `addr` that is `origin` bytes from the start
+        of the value its base pointer came from: that value's fake base plus `origin` (`origin` alone
+        for a NULL base). None when no region starts at `addr - origin`."""
+        start = (addr - origin) & U64
+        if start == 0:
+            return origin & U64
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i >= 0 and self._sorted[i].addr == start:
+            return (self._sorted[i].region.base + origin) & U64
+        return None
+
     def fake_args(self, args: tuple[int, ...]) -> tuple[int, ...]:
         """`to_fake` of a helper call's five u64 arguments, done quickly for values outside every
         region (scalars, fake map pointers) when no resolver may claim them."""

@@ -1,4 +1,4 @@
-"""Native code for eBPF arithmetic, byte swaps and jump conditions, with the kernel's semantics.
+"""Native code for eBPF arithmetic, byte swaps, jump conditions and atomics, with the kernel's semantics.
 
 Register mapping (the kernel's x86-64 JIT, arch/x86/net/bpf_jit_comp.c): r0=rax, r1=rdi, r2=rsi,
 r3=rdx, r4=rcx, r5=r8, r6=rbx, r7=r13, r8=r14, r9=r15, r10=rbp. r9, r10 and r11 are the JIT's scratch
@@ -14,8 +14,8 @@ ALU32); signed division by -1 is negation (INT_MIN / -1 = INT_MIN, INT_MIN % -1 
 from __future__ import annotations
 
 from bpfkit.errors import VmError
-from bpfkit.uapi.insn import AluOp, InsnClass, JmpOp, Source
-from bpfkit.vm.jit.x86 import Alu, Asm, Cond, Gp, Label, Shift, Unary
+from bpfkit.uapi.insn import AluOp, AtomicOp, InsnClass, JmpOp, Source
+from bpfkit.vm.jit.x86 import Alu, Asm, Cond, Gp, Label, Mem, Shift, Unary
 
 REG: tuple[Gp, ...] = (Gp.RAX, Gp.RDI, Gp.RSI, Gp.RDX, Gp.RCX, Gp.R8, Gp.RBX, Gp.R13, Gp.R14,
                        Gp.R15, Gp.RBP)
@@ -201,3 +201,40 @@ def condition(a: Asm, opcode: int, dst: int, src: int, imm: int) -> Cond:
     else:
         a.alu(Alu.CMP, d, operand, bits)
     return CONDITIONS[op]
+
+
+def atomic_rmw(a: Asm, op: int, m: Mem, s: Gp, bits: int) -> None:
+    """A BPF atomic read-modify-write on [m] (m is [r11]) with source register s."""
+    if op in (AtomicOp.ADD, AtomicOp.OR, AtomicOp.AND, AtomicOp.XOR):
+        alu_op = {AtomicOp.ADD: Alu.ADD, AtomicOp.OR: Alu.OR, AtomicOp.AND: Alu.AND,
+                  AtomicOp.XOR: Alu.XOR}[AtomicOp(op)]
+        a.alu(alu_op, m, s, bits, lock=True)
+    elif op == AtomicOp.FETCH_ADD:
+        a.xadd(m, s, bits)
+        if bits == 32:
+            zext32(a, s)
+    elif op == AtomicOp.XCHG:
+        a.xchg(m, s, bits)
+        if bits == 32:
+            zext32(a, s)
+    elif op == AtomicOp.CMPXCHG:
+        a.cmpxchg(m, s, bits)
+        if bits == 32:
+            zext32(a, Gp.RAX)  # r0 = old value, zero-extended (also when the exchange happened)
+    elif op in (AtomicOp.FETCH_OR, AtomicOp.FETCH_AND, AtomicOp.FETCH_XOR):
+        alu_op = {AtomicOp.FETCH_OR: Alu.OR, AtomicOp.FETCH_AND: Alu.AND,
+                  AtomicOp.FETCH_XOR: Alu.XOR}[AtomicOp(op)]
+        loop = Label("atomic.loop")
+        a.push(Gp.RAX)  # cmpxchg needs rax (r0): keep r0 on the stack meanwhile
+        a.mov(Gp.R9, s)
+        a.mov(Gp.RAX, m, bits)
+        a.bind(loop)
+        a.mov(Gp.R10, Gp.RAX)
+        a.alu(alu_op, Gp.R10, Gp.R9, bits)
+        a.cmpxchg(m, Gp.R10, bits)
+        a.jcc(Cond.NE, loop)
+        a.mov(Gp.R10, Gp.RAX, bits)  # the old value, zero-extended for 32-bit operations
+        a.pop(Gp.RAX)
+        a.mov(s, Gp.R10)  # if s is r0, r0 ends up holding the old value, as the VM does
+    else:
+        raise VmError(f"the JIT cannot compile atomic operation {op:#x}")

@@ -39,6 +39,7 @@ from bpfkit.vm.jit.map_values import proven_value_accesses
 from bpfkit.vm.jit.native import CodeBuffer
 from bpfkit.vm.jit.native_ctx import packet_pointer_loads, plain_ctx_loads
 from bpfkit.vm.jit.natives import native_helpers
+from bpfkit.vm.jit.value_origins import value_origins
 from bpfkit.vm.memory import SLOT_SHIFT, STACK_SLOT0, AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step, code_address
 from bpfkit.vm.runtime import U64, ProgramExit, RunState, TailCallDone, run_guarded
@@ -87,10 +88,18 @@ class JitProgram:
         self.unsafe = unsafe
         self._keep: list[object] = []
         natives = native_helpers(loaded, runtime, options or JitOptions(), self._keep)
-        if not unsafe:  # accesses inside map values the JIT proves itself (`map_values`)
+        origins: dict[int, int] = {}
+        dynamic: dict[int, tuple[int, int]] = {}
+        if not unsafe:  # accesses inside map values the JIT proves itself (`map_values`), and those
+            # that may leave the value their base points into (`value_origins`: never in a verified
+            # program)
             proven_safe = frozenset(proven_safe) | proven_value_accesses(loaded, runtime.host.mem)
+            if options is None or not options.verified:
+                found = value_origins(loaded, runtime.host.mem)
+                origins, dynamic = found.offsets, found.dynamic
         compiled = Compiler(loaded, imm64=self._imm64, proven_safe=proven_safe, unsafe=unsafe,
-                            natives=natives, packet_loads=packet_loads).compile()
+                            natives=natives, packet_loads=packet_loads, origins=origins,
+                            dynamic=dynamic).compile()
         self.compiled: CompiledCode = compiled
         self.buffer = CodeBuffer(compiled.code, compiled.data_size)
         self._helper_cb = _HELPER_CB(self._on_helper)
@@ -319,7 +328,18 @@ class JitRun:
         index, kind, size, forced = unpack_info(info)
         program = jp.loaded
         site = jp.compiled.sites[index]
-        if forced:  # r10 + a constant outside the frame: the address in the frame's own slot
+        if site.origin is not None or (forced and site.shadow is not None):
+            # out of a map value: the interpreter's address, from the value's start
+            if site.origin is not None:
+                origin = site.origin
+            else:
+                assert site.shadow is not None
+                origin = addr - ctypes.c_uint64.from_address(jp.buffer.data + site.shadow).value
+            fake_or_none = host.origin_fake(addr, origin)
+            if fake_or_none is None:
+                raise _with_pc(mem.fault(addr & U64, size, kind is not MemKind.LOAD), program, site.slot)
+            fake = fake_or_none
+        elif forced:  # r10 + a constant outside the frame: the address in the frame's own slot
             depth = int(block.depth)
             top = ((STACK_SLOT0 + depth) << SLOT_SHIFT) + MAX_BPF_STACK
             fake = (top + addr - int(block.frame_tops[depth])) & U64
