@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bpfkit._records import record as record_class
+from bpfkit._records import replace
 from bpfkit.errors import BtfError
 from bpfkit.lang.types import STRING, STRLEN, Kind, StructMember, Type, array_of, int_type, pointer_to, record
 
@@ -111,10 +112,11 @@ MAX_STRUCT_VALUE = 448
 MAX_STRUCT_COPY = 32 * 1024 - 8
 
 
-def struct_value(spec: Spec, btf_id: int, cname: str, *, depth: int = 0) -> Type:
+def struct_value(spec: Spec, btf_id: int, cname: str, *, user: bool = False, depth: int = 0) -> Type:
     """The STRUCT value type of BTF struct/union `btf_id`: every member that can be shown (integers,
     pointers, enums, char arrays, arrays, nested structs; anonymous members flattened); `BtfError`
-    when the struct is too large to copy at all (`MAX_STRUCT_COPY`)."""
+    when the struct is too large to copy at all (`MAX_STRUCT_COPY`). A `user` struct is copied from
+    user memory, and its pointer members point into user memory too."""
     from bpfkit.btf.types import Composite
 
     t = spec.resolve(btf_id)
@@ -122,11 +124,11 @@ def struct_value(spec: Spec, btf_id: int, cname: str, *, depth: int = 0) -> Type
     if t.size > MAX_STRUCT_COPY:
         raise BtfError(f"'{cname}' is {t.size} bytes: too large to copy as a value (at most "
                        f"{MAX_STRUCT_COPY}); read its fields instead")
-    return Type(Kind.STRUCT, t.size, False, cname=cname, btf_id=t.id,
-                members=tuple(_members(spec, t, 0, depth)))
+    return Type(Kind.STRUCT, t.size, False, user=user, cname=cname, btf_id=t.id,
+                members=tuple(_members(spec, t, 0, depth, user)))
 
 
-def _members(spec: Spec, t: Composite, base_bits: int, depth: int) -> list[StructMember]:
+def _members(spec: Spec, t: Composite, base_bits: int, depth: int, user: bool) -> list[StructMember]:
     from bpfkit.btf.types import Composite, Int
 
     out: list[StructMember] = []
@@ -134,7 +136,7 @@ def _members(spec: Spec, t: Composite, base_bits: int, depth: int) -> list[Struc
         bits = base_bits + m.bit_offset
         mt = spec.resolve(m.type_id)
         if not m.name and isinstance(mt, Composite):  # anonymous struct/union: its members are ours
-            out += _members(spec, mt, bits, depth)
+            out += _members(spec, mt, bits, depth, user)
             continue
         size = spec.sizeof(m.type_id)
         bitfield = m.bitfield_size
@@ -149,10 +151,10 @@ def _members(spec: Spec, t: Composite, base_bits: int, depth: int) -> list[Struc
             continue
         if isinstance(mt, Composite):
             if depth < _MAX_DEPTH:
-                nested = struct_value(spec, mt.id, describe(spec, mt.id), depth=depth + 1)
+                nested = struct_value(spec, mt.id, describe(spec, mt.id), user=user, depth=depth + 1)
                 out.append(StructMember(m.name, bits // 8, size, nested))
             continue
-        lt = lang_type(spec, m.type_id)
+        lt = lang_type(spec, m.type_id, user=user)
         if lt is None or lt.kind is Kind.RECORD or (lt.kind is Kind.ARRAY
                                                      and lt.elems[0].kind is Kind.RECORD):
             continue  # a struct behind a pointer, an array of structs: not shown
@@ -183,6 +185,18 @@ def named_type(spec: Spec, name: str, pointer: int) -> Type | None:
     for level in range(pointer):
         t = pointer_to(t, name + " " + "*" * (level + 1))
     return t
+
+
+def in_user_memory(t: Type) -> Type:
+    """Pointer `t` as a pointer into user memory (a cast of a user address): what it points to, down
+    a chain of pointers to a struct, lies in user memory too, so every read through it, its fields,
+    copies and pointer members uses bpf_probe_read_user. Integers pointed to stay plain values."""
+    if t.kind is Kind.RECORD:
+        return replace(t, user=True)
+    if not t.is_pointer:
+        return t
+    target = in_user_memory(t.target) if t.target is not None else None
+    return replace(t, user=True, target=target)
 
 
 def field(spec: Spec, rec: Type, name: str) -> FieldInfo:

@@ -484,25 +484,9 @@ class _Analyzer(KernelChecks):
         if isinstance(e, ast.Index):
             return self.index(e)
         if isinstance(e, ast.Cast):
-            t = self.expr(e.expr)
-            target = self.type_name(e.type)
-            if target is None:
-                return INT64
-            if not t.is_int or not target.is_int:
-                self.error(f"Cannot cast from '{t}' to '{target}'", e.span)
-            elif target.is_pointer and (t.user or self.user_space_int_pointer(target)):
-                target = replace(target, user=True)  # (int32 *)arg0 in a uprobe points into the process
-            return target
+            return self.cast(e)
         self.error(f"{type(e).__name__.lower()} expressions are not supported by bpfkit yet", e.span)
         return INT64
-
-    def user_space_int_pointer(self, target: Type) -> bool:
-        """Whether a cast to integer pointer `target` makes a user pointer: in uprobe and usdt probes
-        (as bpftrace), where integers hold user addresses; kernel struct pointers stay kernel ones."""
-        assert self.probe is not None
-        providers = {ap.provider for ap in self.probe.attach_points}
-        return providers <= {"uprobe", "uretprobe", "usdt"} and target.target is not None \
-            and target.target.kind is Kind.INT
 
     def builtin(self, e: ast.Builtin) -> Type:
         assert self.probe is not None
@@ -542,7 +526,7 @@ class _Analyzer(KernelChecks):
             if not providers <= {"uretprobe", "kretprobe"}:
                 self.error("The retval builtin can only be used with uretprobe, kretprobe and kretfunc "
                            "probes", e.span)
-            return UINT64
+            return int_type(8, False, user="uretprobe" in providers)  # as bpftrace: a user address
         if e.name == "args":
             self.error("The args builtin can only be used for field access: args.field or args->field",
                        e.span)

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from bpfkit._records import replace
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
-from bpfkit.lang.btftypes import MAX_STRUCT_VALUE, BtfLookup, FieldInfo, named_type, struct_value
+from bpfkit.lang.btftypes import (
+    MAX_STRUCT_VALUE,
+    BtfLookup,
+    FieldInfo,
+    in_user_memory,
+    named_type,
+    struct_value,
+)
 from bpfkit.lang.btftypes import field as btf_field
 from bpfkit.lang.source import Span
 from bpfkit.lang.types import (
@@ -63,6 +70,9 @@ class KernelChecks:
         raise NotImplementedError
 
     def nargs(self, e: ast.Call, lo: int, hi: int) -> bool:
+        raise NotImplementedError
+
+    def type_name(self, tn: ast.TypeName) -> Type | None:
         raise NotImplementedError
 
     def spec(self) -> Spec | None:
@@ -133,10 +143,33 @@ class KernelChecks:
             self.error("struct values need the kernel's BTF (/sys/kernel/btf/vmlinux)", e.span)
             return INT64
         try:
-            return replace(struct_value(spec, rec.btf_id, rec.cname), user=rec.user)
+            return struct_value(spec, rec.btf_id, rec.cname, user=rec.user)
         except BpfkitError as exc:
             self.error(str(exc), e.span)
             return INT64
+
+    def cast(self, e: ast.Cast) -> Type:
+        """``(type)expr``: an integer or pointer type. A pointer cast of a user address (a ``syscalls``
+        tracepoint pointer, uprobe ``argN``/``retval``, a user pointer) points into user memory, and so
+        does everything reached through it (fields, copies, pointer members), as in bpftrace; in uprobe
+        and usdt probes any cast to an integer pointer does too. Kernel pointers stay kernel ones."""
+        t = self.expr(e.expr)
+        target = self.type_name(e.type)
+        if target is None:
+            return INT64
+        if not t.is_int or not target.is_int:
+            self.error(f"Cannot cast from '{t}' to '{target}'", e.span)
+        elif target.is_pointer and (t.user or self.user_space_int_pointer(target)):
+            target = in_user_memory(target)
+        return target
+
+    def user_space_int_pointer(self, target: Type) -> bool:
+        """Whether a cast to integer pointer `target` makes a user pointer: in uprobe and usdt probes
+        (as bpftrace), where integers hold user addresses; kernel struct pointers stay kernel ones."""
+        assert self.probe is not None
+        providers = {ap.provider for ap in self.probe.attach_points}
+        return providers <= {"uprobe", "uretprobe", "usdt"} and target.target is not None \
+            and target.target.kind is Kind.INT
 
     def check_stack_value(self, t: Type, span: Span, what: str = "variable",
                           value: ast.Expr | None = None) -> None:
@@ -214,7 +247,9 @@ class KernelChecks:
             target: Type = int_type(1, True)
         else:
             target = t
-        return pointer_to(target, f"{target} *", user=t.user)
+        base = self.result.types.get(id(e.operand.expr)) if isinstance(e.operand, ast.FieldAccess) else None
+        in_user = base is not None and base.kind is not Kind.STRUCT and base.user  # a field in user memory
+        return pointer_to(target, f"{target} *", user=t.user or in_user)
 
     def index(self, e: ast.Index) -> Type:
         """``array[N]`` (a literal index within the bounds, as bpftrace 0.17) or ``ptr[i]`` (any integer
