@@ -23,6 +23,7 @@ from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
 from bpfkit.lang.diagnostics import DiagnosticSink
 from bpfkit.lang.perf_events import HARDWARE_EVENTS
 from bpfkit.lang.printer import unparse_expr
+from bpfkit.lang.printf_format import printf_specs
 from bpfkit.lang.semantic_kernel import KernelChecks
 from bpfkit.lang.source import Span
 from bpfkit.lang.tracepoint_format import TracepointField, TracepointFormat
@@ -80,9 +81,6 @@ _UINT_BUILTINS = frozenset({"pid", "tid", "uid", "gid", "cpu", "numaid", "nsecs"
                             "curtask", "jiffies", "ncpus", "cpid"})
 _STR_BUILTINS = frozenset({"comm", "probe", "func"})
 _ARGN = re.compile(r"arg([0-9]+)\Z")
-#: printf conversions: flags, width, precision, length, conversion.
-PRINTF_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?"
-                         r"(?P<len>hh|h|ll|l|j|z|t)?(?P<conv>[diouxXcspr%])")
 #: The providers whose programs can be compiled (some may still be refused at attach time).
 SUPPORTED_PROVIDERS = frozenset({"BEGIN", "END", "tracepoint", "rawtracepoint", "uprobe", "uretprobe",
                                  "usdt", "profile", "interval", "software", "hardware", "kprobe", "kretprobe",
@@ -118,11 +116,6 @@ class Analysis:
 
     def type_of(self, expr: ast.Expr) -> Type:
         return self.types.get(id(expr), INT64)
-
-
-def printf_specs(fmt: str) -> list[re.Match[str]]:
-    """The conversions of a printf format other than ``%%``."""
-    return [m for m in PRINTF_SPEC.finditer(fmt) if m["conv"] != "%"]
 
 
 def tracepoint_field_type(f: TracepointField, category: str) -> Type | None:

@@ -10,15 +10,13 @@ The format itself must live in a read-only map (a frozen array map with BPF_F_RD
 
 from __future__ import annotations
 
-import re
+from bpfkit.lang.printf_format import PRINTF_SPEC
 
 #: MAX_BPRINTF_VARARGS (include/linux/bpf.h): arguments one bpf_seq_printf call takes.
 MAX_ARGS = 12
 #: The map holding every format of the script, NUL-terminated, one after the other (key 0).
 FORMAT_MAP = "__seq_fmt"
 
-_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?P<prec>\.(?:\*|\d*))?"
-                   r"(?P<len>hh|h|ll|l|j|z|t)?(?P<conv>[diouxXcspr%])")
 # C's 64-bit length modifiers: the kernel knows only l and ll (the same width on x86-64).
 _LONG = {"j": "ll", "z": "l", "t": "l", "l": "l", "ll": "ll", None: ""}
 
@@ -31,17 +29,16 @@ def kernel_format(fmt: str) -> tuple[str, list[str]]:
     out: list[str] = []
     convs: list[str] = []
     pos = 0
-    for m in _SPEC.finditer(fmt):
-        out.append(fmt[pos:m.start()])
+    for m in PRINTF_SPEC.finditer(fmt):
+        out.append(fmt[pos:m.start()].replace("%", "%%"))  # text, such as "%*d", stays text
         pos = m.end()
         conv = m["conv"]
         if conv == "%":
             out.append("%%")
             continue
         text = m[0]
-        if "#" in m["flags"] or m["prec"] is not None or m["width"] == "*":
-            raise ValueError(f"'{text}': the kernel's bpf_seq_printf takes no '#' flag, precision or "
-                             "'*' width")
+        if "#" in m["flags"] or m["prec"] is not None:
+            raise ValueError(f"'{text}': the kernel's bpf_seq_printf takes no '#' flag or precision")
         if conv not in "diuxXcs":
             raise ValueError(f"'{text}': the kernel's bpf_seq_printf cannot format %{conv}")
         if m["len"] in ("h", "hh"):
@@ -50,7 +47,7 @@ def kernel_format(fmt: str) -> tuple[str, list[str]]:
             raise ValueError(f"'{text}': a length modifier does not apply to %{conv}")
         out.append(f"%{m['flags']}{m['width'] or ''}{_LONG[m['len']]}{conv}")
         convs.append(conv)
-    out.append(fmt[pos:])
+    out.append(fmt[pos:].replace("%", "%%"))
     return "".join(out), convs
 
 

@@ -7,11 +7,10 @@ conversion without a length modifier reads 32 bits (``%d`` of 2**32+5 prints 5, 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d+)?(?:\.(?P<prec>\d+))?"
-                   r"(?P<len>hh|h|ll|l|j|z|t)?(?P<conv>[diouxXcspr%])")
+from bpfkit.lang.printf_format import PRINTF_SPEC
+
 _BITS = {None: 32, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
 
 Arg = int | bytes
@@ -74,7 +73,7 @@ def format_printf(fmt: str, args: Sequence[Arg]) -> str:
     out: list[str] = []
     pos = 0
     it = iter(args)
-    for m in _SPEC.finditer(fmt):
+    for m in PRINTF_SPEC.finditer(fmt):
         out.append(fmt[pos:m.start()])
         pos = m.end()
         conv = m["conv"]

@@ -98,6 +98,9 @@ def test_printf_argument_count() -> None:
         "stdin:1:8-28: ERROR: printf: Not enough arguments for format string (1 supplied, 2 expected)")
     assert "Too many arguments for format string (2 supplied, 1 expected)" in errors(
         'BEGIN{ printf("%d\\n", 1, 2); }')
+    # As bpftrace 0.17: a '*' width or precision is not a conversion (the error is bpftrace's own).
+    assert errors('BEGIN { printf("%*d|%.*d\\n", 5, 3); exit(); }').splitlines()[0] == (
+        "stdin:1:9-35: ERROR: printf: Too many arguments for format string (2 supplied, 0 expected)")
 
 
 def test_type_errors() -> None:

@@ -47,6 +47,7 @@ def test_strings_like_libc(flags: str, width: str, prec: str, text: str) -> None
     ("%p", [4096], "0x1000"),
     ("100%%", [], "100%"),
     ("%d and %s", [], "0 and 0"),  # missing arguments print as zero rather than crash
+    ("%*d|%d", [7], "%*d|7"),  # a '*' width is not a conversion (as bpftrace): text
 ])
 def test_other_conversions(fmt: str, args: list[int | bytes], want: str) -> None:
     assert format_printf(fmt, args) == want
