@@ -78,9 +78,16 @@ def _func_info(entries: list[int]) -> tuple[bytes, bytes]:
     return marshal(types), b"".join(struct.pack("<II", off, 3 + i) for i, off in enumerate(entries))
 
 
+NEVER_LOAD_LSM = ("LSM programs are never loaded (project rule: never load an LSM program; this kernel "
+                  "refuses them with EPERM)")
+
+
 def kernel_verdict(case: object) -> tuple[bool | None, str]:
     """(accepted, the kernel's reason) for one case; accepted is None when this kernel refuses the
-    program type itself (EPERM although root: fentry/fexit/tp_btf here)."""
+    program type itself (EPERM although root: fentry/fexit/tp_btf here), and for LSM cases, which are
+    never loaded (project rule; this kernel refuses LSM programs with EPERM too)."""
+    if case.prog_type == ProgType.LSM:  # type: ignore[attr-defined]
+        return None, NEVER_LOAD_LSM
     maps = [Map.create(spec) for spec in case.maps]  # type: ignore[attr-defined]
     try:
         insns = cases.with_fds(cases.program(case), [m.fileno() for m in maps])
@@ -177,6 +184,8 @@ def _object_verdicts(path: Path) -> tuple[dict[str, bool], str | None, str]:
     from bpfkit.obj.load import load_object
 
     obj = load_object(path)
+    if any(p.type == ProgType.LSM for p in obj.programs.values()):
+        pytest.skip(f"{path.name}: {NEVER_LOAD_LSM}")
     ours = {}
     for name in obj.programs:
         try:

@@ -557,7 +557,7 @@ class TargetBtf:
 
 def needs_target_btf(prog_type: ProgType | None, insns: Sequence[Instruction] | bytes) -> bool:
     """Whether verifying the program needs the target kernel's BTF: a BTF-typed context (the
-    verifier's `BTF_CTX_TYPES`: fentry/fexit, tp_btf, iterators), a kfunc call or a typed `__ksym`
+    verifier's `BTF_CTX_TYPES`: fentry/fexit, tp_btf, iterators, LSM hooks), a kfunc call or a typed `__ksym`
     load (LD_IMM64 of a BTF id). Decides whether the kernel's BTF is read at all."""
     from bpfkit.vm.verifier.memory import BTF_CTX_TYPES
 

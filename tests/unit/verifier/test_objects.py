@@ -18,13 +18,13 @@ from .conftest import load_data
 objects = load_data("objects")
 OBJ = Path(__file__).resolve().parents[2] / "data" / "obj"
 REFUSED = {
-    "lsm.o:allow_file_open": "does not model LSM programs",
     "ksym_percpu.o:ksym_percpu": "typed kernel variables",
     "license_proprietary.o:license_proprietary": "GPL-restricted",
 }
-NEEDS_BTF = {"fentry.o:on_entry", "fentry.o:on_exit", "iter.o:dump_task", "ksym_kfunc.o:ksym_kfunc"}
-"""Programs whose context or kfuncs are typed by the kernel's BTF: checked against the running
-kernel's (when readable), refused without one."""
+NEEDS_BTF = {"fentry.o:on_entry", "fentry.o:on_exit", "iter.o:dump_task", "ksym_kfunc.o:ksym_kfunc",
+             "lsm.o:allow_file_open"}
+"""Programs whose context or kfuncs are typed by the kernel's BTF (for lsm.o the prototype of the LSM
+hook's bpf_lsm_file_open): checked against the running kernel's (when readable), refused without one."""
 PROGRAMS = [(path, name) for path in sorted(OBJ.glob("*.o")) for name in load_object(path).programs]
 
 

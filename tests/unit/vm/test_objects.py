@@ -53,16 +53,15 @@ def _needs_skip(spec: ObjectSpec) -> str | None:
 
 VERIFIER_REFUSES = {
     "license_proprietary.o": "cannot call GPL-restricted function from non-GPL compatible program",
-    "lsm.o": "bpfkit's verifier does not model LSM programs",
 }
-"""Objects `Vm.load_object` refuses at verification, with what the refusal names. The kernel refuses
-license_proprietary.o too; LSM is not modelled by bpfkit's verifier: it then loads with the explicit
-opt-out `verify=False`."""
+"""Objects `Vm.load_object` refuses at verification, with what the refusal names (the kernel refuses
+license_proprietary.o too): it then loads with the explicit opt-out `verify=False`."""
 
-NEEDS_KERNEL_BTF = {"fentry.o": "a TRACING program's context needs the kernel's BTF"}
+NEEDS_KERNEL_BTF = {"fentry.o": "a TRACING program's context needs the kernel's BTF",
+                    "lsm.o": "an LSM program's context needs the kernel's BTF"}
 """Objects whose verification needs the target kernel's BTF: verified against the running kernel's
-(the VM's default), refused saying so where it is not readable (tests/unit/vm/test_target_btf.py
-verifies them against hand-built BTF on every machine)."""
+(the VM's default), refused saying so where it is not readable (tests/unit/vm/test_target_btf.py and,
+for lsm.o, tests/unit/verifier/test_lsm.py verify them against hand-built BTF on every machine)."""
 
 
 def _verifier_refusal(obj: str) -> str | None:
@@ -238,6 +237,24 @@ def test_global_data_maps_keep_state_and_rodata_is_read_only() -> None:
     bss = bytes(coll.maps[".bss"].lookup(bytes(4)))
     assert int.from_bytes(bss[runs.offset : runs.offset + 8], "little") == 3
 
+
+
+@pytest.mark.parametrize("engine", RUN_ENGINES)
+def test_lsm_program_is_verified_and_runs(engine: str) -> None:
+    """lsm.o (SEC("lsm/file_open"); never loaded in a kernel: project rule) passes bpfkit's verifier
+    against the running kernel's BTF (bpf_lsm_file_open types its context) and runs as its C source
+    says: every call allows (returns 0) and adds one to the .bss counter `file_opens`."""
+    if not os.access(vm_objects.VMLINUX_BTF, os.R_OK):
+        pytest.skip(f"{vm_objects.VMLINUX_BTF} is not readable: an LSM program's context needs it")
+    spec = load_object(OBJ / "lsm.o")
+    coll = Vm(engine=engine).load_object(spec)  # type: ignore[arg-type]
+    prog: VmProgram = coll.programs["allow_file_open"]
+    assert prog.verified and prog.verification is not None
+    ctx = bytes(16)  # the hook's arguments as u64: struct file *file, then the return value so far
+    assert [prog.test_run(b"", ctx).retval for _ in range(3)] == [0, 0, 0]
+    counter = spec.variables["file_opens"]
+    bss = bytes(coll.maps[".bss"].lookup(bytes(4)))
+    assert int.from_bytes(bss[counter.offset : counter.offset + 8], "little") == 3
 
 def test_set_global_before_load_reaches_the_program() -> None:
     """The skeleton pattern of rodata_config.c: cfg_enabled=1, cfg_value=1234 -> 1234."""

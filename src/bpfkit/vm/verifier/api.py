@@ -61,7 +61,9 @@ class VerifierResult:
     `bpfkit.vm.jit` (`JitOptions.proven_safe`): at such a slot the base register holds the real
     address of a host buffer that covers the access, PROVIDED the run matches what was verified: the
     same program type, and for raw memory at least `mem_size` bytes of data (the VM checks that
-    before entering native code). Slots never reached are not listed."""
+    before entering native code). Slots never reached are not listed. None are listed when the proof
+    used a context value the kernel guarantees but a VM caller's context may not (an LSM program's
+    read of its hook's return value so far)."""
     mem_size: int = 0
     """The raw-memory size the program was verified for (`verify(mem_size=...)`)."""
     ctx_loads: frozenset[int] = frozenset()
@@ -119,9 +121,10 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
     """Verify `program` as the kernel would load it as `prog_type`; raise `VerificationError` if not.
 
     `btf` is the target kernel's BTF (a `bpfkit.btf.Spec`): kfunc prototypes, BTF-typed contexts
-    (TRACING programs: iterators, fentry/fexit, whose target `attach_to` names) and kernel objects come
-    from it. `kernel_refs` (slot -> symbol) names the kfunc calls and `__ksym` loads a loader has not
-    patched yet (`verify_program` fills it from the object's references).
+    (TRACING programs: iterators, fentry/fexit, whose target `attach_to` names; LSM programs, whose
+    hook it names) and kernel objects come from it. `kernel_refs` (slot -> symbol) names the kfunc
+    calls and `__ksym` loads a loader has not patched yet (`verify_program` fills it from the object's
+    references).
 
     `prog_type` None is the VM's raw-memory mode: r1 points to `mem_size` bytes (r1 is 0 when
     `mem_size` is 0) and r2 holds `mem_size`. `line_info` (slot -> (file, line, text)) puts source
@@ -166,6 +169,7 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
                          f"peak_states {env.peak_states}")
     return VerifierResult(env.processed, env.states, env.peak_states, env.pruned, max_stack,
                           dict(env.stack_depth), tuple(prog.subprogs), log.text() if log else "",
+                          frozenset() if env.ctx_assumed else
                           frozenset(slot for slot, safe in env.access_safe.items() if safe),
                           mem_size if prog_type is None else 0,
                           frozenset(slot for slot, ctx in env.ctx_load.items() if ctx))

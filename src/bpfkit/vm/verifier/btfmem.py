@@ -29,6 +29,7 @@ from bpfkit.btf.types import (
 from bpfkit.errors import BtfError
 from bpfkit.uapi.btf import Kind
 from bpfkit.uapi.enums import AttachType, ProgType
+from bpfkit.vm.verifier import lsm
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.state import Reg, RegType, pointer
 
@@ -187,7 +188,10 @@ strictest of the kernel's per-iterator `ctx_arg_info`."""
 
 def attach_proto(btf: Any, prog_type: ProgType, attach: AttachType | None, attach_to: str) -> FuncProto:
     """The prototype whose arguments make up a BTF-typed program's context."""
-    btf = need_btf(btf, f"a {prog_type.name} program's context")
+    article = "an" if prog_type == ProgType.LSM else "a"
+    btf = need_btf(btf, f"{article} {prog_type.name} program's context")
+    if prog_type == ProgType.LSM:
+        return lsm.hook_proto(btf, attach_to)
     if attach == AttachType.TRACE_RAW_TP:
         return _raw_tp_proto(btf, attach_to)
     if attach == AttachType.TRACE_ITER:
@@ -232,9 +236,11 @@ NULL; bpfkit does not know that list, so assumes any may be)."""
 
 
 def ctx_read(btf: Any, proto: FuncProto, attach: AttachType | None, off: int, size: int,
-             write: bool, new_id: Any) -> Reg | None:
+             write: bool, new_id: Any, trusted: bool = False) -> Reg | None:
     """A read of the u64 argument array of a BTF-typed program (btf_ctx_access): the register it
-    gives (None: a number), or a refusal."""
+    gives (None: a number), or a refusal. An LSM program (attach LSM_MAC) reads, as fexit does, the
+    return value one slot past the arguments (a number; also for a void hook); `trusted` makes its
+    pointer arguments trusted (`lsm.trusted_args`)."""
     if write:
         raise Refusal(-1, f"invalid bpf_context access off={off} size={size}",
                       "the arguments of a tracing program are read-only")
@@ -244,8 +250,10 @@ def ctx_read(btf: Any, proto: FuncProto, attach: AttachType | None, off: int, si
                       "read each argument as a whole u64 (ctx[i] at offset 8*i)")
     nargs = len(proto.params)
     arg = off // 8
-    if attach == AttachType.TRACE_FEXIT and arg == nargs:
+    if attach in (AttachType.TRACE_FEXIT, AttachType.LSM_MAC) and arg == nargs:
         type_id = proto.return_type_id
+        if type_id == 0:
+            return None  # a void LSM hook: the slot reads as a number
     elif arg < nargs:
         type_id = proto.params[arg].type_id
     else:
@@ -266,7 +274,7 @@ def ctx_read(btf: Any, proto: FuncProto, attach: AttachType | None, off: int, si
     if not isinstance(stype, (Struct, Union)):
         raise Refusal(-1, f"func arg{arg} type {stype.kind.name.lower()} is not a struct",
                       "bpfkit reads pointer arguments to structs only")
-    trust = TRUSTED if attach in MAYBE_NULL_ARGS else PLAIN  # prog_args_trusted: iterators, tp_btf
+    trust = TRUSTED if attach in MAYBE_NULL_ARGS or trusted else PLAIN  # prog_args_trusted
     if attach in MAYBE_NULL_ARGS and not (attach == AttachType.TRACE_ITER and off == ITER_META_OFF):
         return btf_pointer(btf, sid, maybe_null=True, id=new_id(), trust=trust)
     return btf_pointer(btf, sid, trust=trust)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from bpfkit._records import record
 from bpfkit.uapi.enums import AttachType, Helper, MapType, ProgType
 from bpfkit.uapi.insn import MAX_CALL_FRAMES
-from bpfkit.vm.verifier import memory
+from bpfkit.vm.verifier import lsm, memory
 from bpfkit.vm.verifier.alu import read_reg
 from bpfkit.vm.verifier.btfmem import UNTRUSTED
 from bpfkit.vm.verifier.cfg import Op
 from bpfkit.vm.verifier.env import MAX_VAR_SIZE, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.protos import PROTOS, SUPPORTED_MAP_TYPES, Arg, Proto, Ret, map_compatible
+from bpfkit.vm.verifier.ranges import S64_MAX, S64_MIN
 from bpfkit.vm.verifier.state import (
     FP,
     NOT_INIT,
@@ -62,8 +63,12 @@ def _lookup_proto(env: Env, helper_id: int) -> Proto:
                       "load the program in the kernel to verify it there")
     if env.prog_type is None:
         return proto  # raw-memory programs may call any helper bpfkit knows
-    if env.prog_type not in proto.types or (
-            proto.iter_only and env.expected_attach_type != AttachType.TRACE_ITER):
+    if env.prog_type == ProgType.LSM:
+        allowed = lsm.helper_allowed(proto.types, proto.iter_only, helper_id)
+    else:
+        allowed = env.prog_type in proto.types and (
+            not proto.iter_only or env.expected_attach_type == AttachType.TRACE_ITER)
+    if not allowed:
         raise Refusal(-1, f"program of this type cannot use helper {name}",
                       f"{proto.name} is not available to {env.prog_type.name} programs"
                       + (" (iterators only)" if proto.iter_only else ""))
@@ -441,22 +446,15 @@ def check_exit(env: Env, st: State, op: Op, marks: list[int]) -> int | None:
     when the program ends here. A return value checked against a range is appended to `marks`."""
     r0 = st.regs[0]
     frame = st.frame
+    if len(st.frames) == 1 and env.prog_type == ProgType.LSM and not _lsm_range(env):
+        # A void hook ignores the program's return value: r0 need not be set (check_return_code).
+        _main_exit(env, st, r0, marks)
+        return None
     if r0.type is RegType.NOT_INIT and (len(st.frames) == 1 or frame.callback):
         raise Refusal(-1, "R0 !read_ok", "set r0 (the return value) before `exit` on every path")
     # A function may return nothing (a void function): r0 is then unset in the caller.
     if len(st.frames) == 1:
-        if st.refs:
-            ref, at = st.refs[0]
-            raise Refusal(-1, f"Unreleased reference id={ref} alloc_insn={at}",
-                          f"submit or discard the ring buffer reservation made at insn {at} on every "
-                          f"path before exit")
-        if st.rcu:
-            raise Refusal(-1, "BPF_EXIT instruction in main prog cannot be used inside "
-                              "bpf_rcu_read_lock-ed region",
-                          "call bpf_rcu_read_unlock on every path before exit")
-        if return_checked(env.prog_type, env.expected_attach_type):
-            marks.append(0)
-        _check_return(env, r0)
+        _main_exit(env, st, r0, marks)
         return None
     if r0.type is RegType.STACK:
         raise Refusal(-1, "cannot return stack pointer to the caller",
@@ -482,6 +480,52 @@ def check_exit(env: Env, st: State, op: Op, marks: list[int]) -> int | None:
     for r in range(1, 6):
         caller.regs[r] = NOT_INIT
     return env.prog.op(frame.callsite).next
+
+
+def _main_exit(env: Env, st: State, r0: Reg, marks: list[int]) -> None:
+    """The `exit` of the main program: no reference or RCU read section left open, and the return
+    value in the program type's range."""
+    if st.refs:
+        ref, at = st.refs[0]
+        raise Refusal(-1, f"Unreleased reference id={ref} alloc_insn={at}",
+                      f"submit or discard the ring buffer reservation made at insn {at} on every "
+                      f"path before exit")
+    if st.rcu:
+        raise Refusal(-1, "BPF_EXIT instruction in main prog cannot be used inside "
+                          "bpf_rcu_read_lock-ed region",
+                      "call bpf_rcu_read_unlock on every path before exit")
+    if env.prog_type == ProgType.LSM:
+        _check_lsm_return(env, r0, marks)
+        return None
+    if return_checked(env.prog_type, env.expected_attach_type):
+        marks.append(0)
+    _check_return(env, r0)
+    return None
+
+
+def _lsm_range(env: Env) -> tuple[int, int] | None:
+    return lsm.ret_range(env.ctx_proto, env.attach_to)
+
+
+def _check_lsm_return(env: Env, r0: Reg, marks: list[int]) -> None:
+    """An LSM program's return value: in its hook's range on the low 32 bits (none for void hooks)."""
+    rng = _lsm_range(env)
+    if rng is None:
+        return
+    marks.append(0)
+    lo, hi = rng
+    what = "0 (allow) or 1" if rng == (0, 1) else f"0 (allow) or a negative errno down to {lo} (deny)"
+    if not r0.is_scalar:
+        raise Refusal(-1, f"At program exit the register R0 is not a known value ({r0.type_name()})",
+                      f"an LSM program at this hook returns {what}")
+    if not lsm.within_32(r0, rng):
+        b = r0.b
+        known = (f" smin={b.smin}" if b.smin > S64_MIN else "") + \
+            (f" smax={b.smax}" if b.smax < S64_MAX else "")
+        raise Refusal(-1, f"At program exit the register R0 has{known or ' unknown scalar value'} "
+                          f"should have been in [{lo}, {hi}]",
+                      f"an LSM program at hook {lsm.hook_name(env.attach_to)!r} returns {what}: bound r0 "
+                      f"before exit")
 
 
 _RET_RANGES: dict[ProgType, tuple[int, int]] = {

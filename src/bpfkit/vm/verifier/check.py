@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from bpfkit._records import record
 from bpfkit.isa.opcodes import Kind
-from bpfkit.uapi.enums import MapType
+from bpfkit.uapi.enums import MapType, ProgType
 from bpfkit.uapi.insn import AtomicOp, PseudoCall, PseudoSrc
-from bpfkit.vm.verifier import alu, branches, btfmem, calls, kfuncs, memory
+from bpfkit.vm.verifier import alu, branches, btfmem, calls, kfuncs, lsm, memory
 from bpfkit.vm.verifier.cfg import Op
 from bpfkit.vm.verifier.ctxaccess import LD_ABS_TYPES
 from bpfkit.vm.verifier.env import COMPLEXITY_LIMIT_JMP_SEQ, Env
@@ -70,7 +70,9 @@ LogFn = Callable[[int, Op, State | None], None]
 """Called with the state None before an instruction runs, and with its state after."""
 
 
-def initial_state(env: Env) -> State:
+def initial_state(env: Env, gpl: bool = True) -> State:
+    if env.prog_type == ProgType.LSM:
+        lsm.check_program(env.expected_attach_type, gpl)
     if env.prog_type in memory.BTF_CTX_TYPES and env.ctx_proto is None:
         # The kernel resolves a BTF-typed program's target before checking it.
         env.ctx_proto = btfmem.attach_proto(env.btf, env.prog_type, env.expected_attach_type, env.attach_to)
@@ -179,7 +181,7 @@ class Explorer:
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> Failure | None:
         env = self.env
-        st = initial_state(env)
+        st = initial_state(env, self.gpl)
         insn = 0
         prune = env.prog.prune_points
         while True:

@@ -109,8 +109,9 @@ _LAYOUTS: dict[ProgType, Layout] = {
     ProgType.TRACEPOINT: TRACEPOINT,
 }
 
-SUPPORTED = frozenset({ProgType.XDP, ProgType.TRACING, *_LAYOUTS})
-"""Program types whose context bpfkit's verifier knows (TRACING's from the target BTF: see `btfmem`)."""
+SUPPORTED = frozenset({ProgType.XDP, ProgType.TRACING, ProgType.LSM, *_LAYOUTS})
+"""Program types whose context bpfkit's verifier knows (TRACING's and LSM's from the target BTF: see
+`btfmem`, `lsm`)."""
 
 PACKET_READ = frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT, ProgType.CGROUP_SKB})
 PACKET_WRITE = frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT})

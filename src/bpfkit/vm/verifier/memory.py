@@ -16,7 +16,7 @@ from __future__ import annotations
 from bpfkit._records import replace
 from bpfkit.uapi.enums import ProgType
 from bpfkit.uapi.insn import MAX_BPF_STACK
-from bpfkit.vm.verifier import btfmem, ctxaccess
+from bpfkit.vm.verifier import btfmem, ctxaccess, lsm
 from bpfkit.vm.verifier.env import MAX_VAR_OFF, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.ranges import S64_MIN, Bounds, of_size, s64, sext, truncate
@@ -370,8 +370,9 @@ def _check_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool)
     return field
 
 
-BTF_CTX_TYPES = frozenset({ProgType.TRACING})
-"""Program types whose context is the argument array of a kernel function typed by BTF."""
+BTF_CTX_TYPES = frozenset({ProgType.TRACING, ProgType.LSM})
+"""Program types whose context is the argument array of a kernel function typed by BTF (for LSM, of
+the hook's `bpf_lsm_HOOK`: see `lsm`)."""
 
 
 def _btf_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool, signed: bool) -> Reg:
@@ -381,8 +382,18 @@ def _btf_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool, s
     assert env.prog_type is not None
     if env.ctx_proto is None:
         env.ctx_proto = btfmem.attach_proto(env.btf, env.prog_type, env.expected_attach_type, env.attach_to)
-    got = btfmem.ctx_read(env.btf, env.ctx_proto, env.expected_attach_type, off, size, write, env.new_id)
-    return loaded_value(size, signed) if got is None else got
+    is_lsm = env.prog_type == ProgType.LSM
+    got = btfmem.ctx_read(env.btf, env.ctx_proto, env.expected_attach_type, off, size, write, env.new_id,
+                          trusted=is_lsm and lsm.trusted_args(env.attach_to))
+    if got is not None:
+        return got
+    value = loaded_value(size, signed)
+    rng = lsm.ret_range(env.ctx_proto, env.attach_to) if is_lsm else None
+    if rng is not None and size == 8 and lsm.is_retval_slot(env.ctx_proto, off):
+        # The hook's return value so far is in its range (a narrower read keeps only its bytes' range).
+        env.ctx_assumed = True  # the kernel guarantees it; a VM caller may not
+        return lsm.retval_value(value, rng)
+    return value
 
 
 def _check_packet(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool) -> None:

@@ -25,6 +25,14 @@ def TRACING(name: str, text: str, accept: bool, reason: str, attach: AttachType,
 FENTRY, FEXIT, TP_BTF = AttachType.TRACE_FENTRY, AttachType.TRACE_FEXIT, AttachType.TRACE_RAW_TP
 
 
+def LSM(name: str, text: str, accept: bool, reason: str, hook: str = "file_open", error: str = "",
+        license: str = "GPL", attach: AttachType | None = AttachType.LSM_MAC) -> Case:
+    """A BPF LSM case (SEC("lsm/HOOK")): its context is the arguments of bpf_lsm_HOOK as u64s, then the
+    hook's return value so far. file_open(struct file *file) unless `hook` says otherwise."""
+    return Case(name, text, accept, reason, ProgType.LSM, error=error, attach=attach, attach_to=hook,
+                license=license)
+
+
 CASES: tuple[Case, ...] = (
     # --- kernel functions (kfuncs) ----------------------------------------------------------------
     C("kfunc_rcu_lock_unlock", "call kfunc(0)\ncall kfunc(1)\nr0 = 0\nexit", True,
@@ -177,4 +185,69 @@ CASES: tuple[Case, ...] = (
         call bpf_seq_printf
         r0 = 0
         exit""", False, "bpf_seq_printf is for iterators", error="cannot use helper"),
+    # --- BPF LSM (this kernel refuses to load them, and the project never does: bpfkit only) ------------
+    LSM("lsm_read_file_arg", "r2 = *(u64 *)(r1 + 0)\nr0 = *(u32 *)(r2 + 4)\nr0 = 0\nexit", True,
+        "file_open(struct file *file): a hook's pointer argument is trusted, read without a NULL check "
+        "(file->f_mode)"),
+    LSM("lsm_return_zero", "r0 = 0\nexit", True, "0 allows the operation"),
+    LSM("lsm_return_eperm", "r0 = -1\nexit", True, "-EPERM denies it"),
+    LSM("lsm_return_max_errno", "r0 = -4095\nexit", True, "-MAX_ERRNO is the lowest errno",
+        hook="file_permission"),
+    LSM("lsm_return_below_errno", "r0 = -4096\nexit", False, "-4096 is not an errno",
+        hook="file_permission", error="smin=-4096 smax=-4096 should have been in [-4095, 0]"),
+    LSM("lsm_return_one", "r0 = 1\nexit", False, "an int hook's program returns 0 or a negative errno",
+        error="should have been in [-4095, 0]"),
+    LSM("lsm_return_unbounded", "call bpf_get_prandom_u32\nexit", False,
+        "a random u32 may be positive", error="should have been in [-4095, 0]"),
+    LSM("lsm_return_32bit", "r0 = 0x100000000 ll\nexit", True,
+        "the return value is checked on its low 32 bits (0 here)"),
+    LSM("lsm_pass_on_retval", "r0 = *(u64 *)(r1 + 8)\nexit", True,
+        "ctx[1] of file_open is the hook's return value so far, known to be in [-4095, 0]"),
+    LSM("lsm_pass_on_retval_plus_one", "r0 = *(u64 *)(r1 + 8)\nr0 += 1\nexit", False,
+        "the return value so far plus one may be 1", error="should have been in [-4095, 0]"),
+    LSM("lsm_no_such_arg", "r0 = *(u64 *)(r1 + 16)\nr0 = 0\nexit", False,
+        "file_open has one argument, then the return value", error="3-th argument"),
+    LSM("lsm_ctx_write", "r2 = 0\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit", False,
+        "an LSM program's context is read-only", error="invalid bpf_context access"),
+    LSM("lsm_void_hook_any_return", "r0 = 12345\nexit", True,
+        "file_free_security returns void: the program's return value is ignored", hook="file_free_security"),
+    LSM("lsm_void_hook_r0_unset", "exit", True, "a void hook's program need not set r0",
+        hook="bprm_committed_creds"),
+    LSM("lsm_bool_hook_one", "r0 = 1\nexit", True, "inode_xattr_skipcap returns 0 or 1",
+        hook="inode_xattr_skipcap"),
+    LSM("lsm_bool_hook_errno", "r0 = -1\nexit", False, "inode_xattr_skipcap returns 0 or 1, not an errno",
+        hook="inode_xattr_skipcap", error="should have been in [0, 1]"),
+    LSM("lsm_tracing_helpers", """
+        call bpf_get_current_pid_tgid
+        call bpf_get_current_task
+        call bpf_ktime_get_ns
+        r0 = 0
+        exit""", True, "LSM programs have the tracing helpers"),
+    LSM("lsm_skb_helper", """
+        r2 = 0
+        r3 = r10
+        r3 += -8
+        r4 = 8
+        call bpf_skb_load_bytes
+        r0 = 0
+        exit""", False, "bpf_skb_load_bytes is for socket buffers", error="cannot use helper"),
+    LSM("lsm_seq_printf", """
+        r1 = 0
+        r2 = r10
+        r3 = 0
+        r4 = 0
+        r5 = 0
+        call bpf_seq_printf
+        r0 = 0
+        exit""", False, "bpf_seq_printf is for iterators", error="cannot use helper"),
+    LSM("lsm_non_gpl", "r0 = 0\nexit", False, "LSM programs need a GPL-compatible license", license="MIT",
+        error="LSM programs must have a GPL compatible license"),
+    LSM("lsm_unknown_hook", "r0 = 0\nexit", False, "there is no such LSM hook", hook="bpfkit_no_such_hook",
+        error="is not an LSM hook"),
+    LSM("lsm_disabled_hook", "r0 = 0\nexit", False, "BPF may not attach to vm_enough_memory",
+        hook="vm_enough_memory", error="disabled hook"),
+    LSM("lsm_not_a_hook", "r0 = 0\nexit", False, "bpf_lsm_verify_prog is the BPF LSM's code, not a hook",
+        hook="verify_prog", error="wrong type name"),
+    LSM("lsm_no_attach_type", "r0 = 0\nexit", False, "an LSM program is loaded as BPF_LSM_MAC",
+        attach=None, error="expected attach type BPF_LSM_MAC"),
 )

@@ -9,7 +9,7 @@ import textwrap
 from bpfkit._records import replace
 from bpfkit.btf import Func, Spec, Typedef, load_btf
 from bpfkit.isa import LD_IMM64, Instruction, assemble
-from bpfkit.uapi.enums import AttachType
+from bpfkit.uapi.enums import AttachType, ProgType
 from bpfkit.uapi.insn import InsnClass, JmpOp, PseudoCall, PseudoSrc
 from bpfkit.vm.verifier import VerifierResult, verify
 
@@ -24,6 +24,8 @@ def attach_btf_id(case: Case, btf: Spec) -> int:
         ids = btf.find_ids("btf_trace_" + case.attach_to, Typedef)
     else:
         name = "bpf_iter_" + case.attach_to if case.attach == AttachType.TRACE_ITER else case.attach_to
+        if case.prog_type == ProgType.LSM:
+            name = "bpf_lsm_" + case.attach_to  # LSM hooks are the kernel functions bpf_lsm_<hook>
         ids = btf.find_ids(name, Func)
     return ids[0] if ids else 0  # 0: no target, which the kernel refuses
 
