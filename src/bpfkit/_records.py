@@ -10,8 +10,9 @@ first instantiation, since most classes a run defines are never instantiated), a
 Semantics follow `dataclasses`: fields come from the class's annotations in order (ClassVar excluded),
 base-class record fields first; `field()` takes a default or default factory and `compare`, `repr`,
 `kw_only`; `__post_init__` runs after `__init__`; methods the class defines itself are kept. Records
-are always slotted; frozen unless `frozen=False`; `eq=False` keeps identity comparison. Imports nothing
-from bpfkit.
+are always slotted; frozen unless `frozen=False`; `eq=False` keeps identity comparison. As with
+`dataclass(slots=True)`, the class is built anew, so zero-argument `super()` in its methods does not
+work (name the class). Imports nothing from bpfkit.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ def _build(cls: type[T], frozen: bool, eq: bool) -> type[T]:
     defined = cls.__dict__
     inherited = _slots_of(cls)
     ns = {k: v for k, v in defined.items() if k not in own and k not in ("__dict__", "__weakref__")}
+    ns["__qualname__"] = cls.__qualname__  # a type attribute, not in the class dict: Outer.Inner stays so
     ns["__slots__"] = tuple(n for n in own if n not in inherited)
     ns["__record_fields__"] = all_fields
     ns["__record_names__"] = names

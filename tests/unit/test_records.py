@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bpfkit import _records
 from bpfkit._records import FrozenInstanceError, field, field_names, fields, is_record, record, replace
 
 
@@ -249,7 +248,22 @@ def test_importing_records_does_not_import_dataclasses_or_inspect() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)})
     assert out.stdout.strip() == ""
-    assert _records.__name__ == "bpfkit._records"
+
+
+class Outer:
+    """Holds a nested record (pickle and the trace cache find classes by qualified name)."""
+
+    @record
+    class Inner:
+        """A nested record."""
+
+        a: int
+
+
+def test_nested_records_keep_their_qualified_name() -> None:
+    assert Outer.Inner.__qualname__ == "Outer.Inner"
+    assert repr(Outer.Inner(1)) == "Outer.Inner(a=1)"
+    assert pickle.loads(pickle.dumps(Outer.Inner(1))) == Outer.Inner(1)
 
 
 def test_init_is_compiled_on_first_use_whichever_class_comes_first() -> None:
