@@ -70,7 +70,9 @@ LogFn = Callable[[int, Op, State | None], None]
 """Called with the state None before an instruction runs, and with its state after."""
 
 
-def initial_state(env: Env, gpl: bool = True) -> State:
+def initial_state(env: Env, gpl: bool) -> State:
+    """The state at the first instruction (r1 the context, r10 the frame); refuses programs whose type
+    needs a condition checked before any instruction (an LSM program without a GPL license)."""
     if env.prog_type == ProgType.LSM:
         lsm.check_program(env.expected_attach_type, gpl)
     if env.prog_type in memory.BTF_CTX_TYPES and env.ctx_proto is None:
