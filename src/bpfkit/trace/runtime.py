@@ -188,13 +188,19 @@ class Tracer:
                 self._run_special("BEGIN")
                 rb.consume()
                 iters = []
-                for probe, prog in self.programs:
-                    if probe.attach.provider not in ("BEGIN", "END") and not printer.exiting:
-                        self.links.append(attach_probe(prog, probe.attach, options.pid))
-                        if probe.attach.provider == "iter" and probe.attach.pin:
-                            self._pin_iterator(self.links[-1], probe)
-                        elif probe.attach.provider == "iter":
-                            iters.append(self.links[-1])
+                pinned: list[AttachedLink] = []
+                try:
+                    for probe, prog in self.programs:
+                        if probe.attach.provider not in ("BEGIN", "END") and not printer.exiting:
+                            self.links.append(attach_probe(prog, probe.attach, options.pid))
+                            if probe.attach.provider == "iter" and probe.attach.pin:
+                                pinned.append(self._pin_iterator(self.links[-1], probe))
+                            elif probe.attach.provider == "iter":
+                                iters.append(self.links[-1])
+                except BaseException:
+                    for made in pinned:  # a run that fails to start leaves nothing on bpffs
+                        made.unpin()
+                    raise
                 if options.child is not None:
                     options.child.release()
                 try:
@@ -221,7 +227,7 @@ class Tracer:
             signal.signal(signal.SIGTERM, previous)
         return 0
 
-    def _pin_iterator(self, link: AttachedLink | LinkGroup, probe: CompiledProbe) -> None:
+    def _pin_iterator(self, link: AttachedLink | LinkGroup, probe: CompiledProbe) -> AttachedLink:
         """iter:NAME:PIN: pin the iterator link instead of running it (as bpftrace); reading the pin runs
         it. The pin outlives this process (the link closed at the end stays alive through it)."""
         assert isinstance(link, AttachedLink)
@@ -232,6 +238,7 @@ class Tracer:
             raise _pin_error(probe, path, e.errno or 0, str(e)) from None
         self.out.write(f"Program pinned to {path}\n")
         self.out.flush()
+        return link
 
     def _run_iterators(self, links: list[AttachedLink | LinkGroup], rb: RingBuffer) -> None:
         """Run each iterator once. The programs print through the ring buffer (not the iterator's
@@ -333,9 +340,16 @@ def _check_pin(probe: CompiledProbe) -> None:
 def check_probes_supported(script: CompiledScript) -> None:
     """Refuse, before loading anything, probes this kernel cannot attach (kprobes here) and iterator
     pins that cannot be made, pointing at the attach point in the script."""
+    pins: set[str] = set()
     for probe in script.probes:
         if probe.attach.provider == "iter" and probe.attach.pin:
             _check_pin(probe)
+            path = iter_pin_path(probe.attach.pin)
+            if path in pins:
+                import errno
+
+                raise _pin_error(probe, path, errno.EEXIST, "")  # another probe of the script pins there
+            pins.add(path)
         # The feature modules are imported only for the probe kinds that need them (start-up cost).
         if probe.attach.provider in ("fentry", "fexit"):
             from bpfkit.kernel.features import probe_tracing_programs

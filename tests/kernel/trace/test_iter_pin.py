@@ -164,3 +164,41 @@ def test_the_kernel_refusing_a_pin_is_a_caret_error_and_closes_everything() -> N
     finally:
         if pin.is_dir():
             pin.rmdir()
+
+
+def test_a_failed_start_removes_the_pins_it_made() -> None:
+    """Two pinned iterators; the second pin fails (its path appears after the start-up check): the
+    first pin, already made, is removed again."""
+    import io
+
+    from bpfkit.errors import CompileError
+    from bpfkit.lang.codegen import Options, compile_script
+    from bpfkit.trace import system
+    from bpfkit.trace.runtime import RunOptions, Tracer
+
+    first = BPFFS / f"bpfkit_test_iter_first_{os.getpid()}"
+    second = BPFFS / f"bpfkit_test_iter_second_{os.getpid()}"
+    try:
+        script = compile_script(f'iter:task:{first} {{ printf("%d\\n", 1); }} '
+                                f'iter:task:{second} {{ printf("%d\\n", 2); }}', system.tracepoint_format,
+                                options=Options(btf=system.vmlinux_btf))
+        second.mkdir()
+        with Tracer(script, out=io.StringIO()) as tracer, pytest.raises(CompileError, match="exists already"):
+            tracer.run(RunOptions(quiet=True))
+        assert not first.exists()
+    finally:
+        _unpin(first)
+        if second.is_dir():
+            second.rmdir()
+
+
+def test_two_probes_pinning_at_one_path_are_refused_before_anything_is_pinned() -> None:
+    pin = BPFFS / f"bpfkit_test_iter_twice_{os.getpid()}"
+    script = f'iter:task:{pin} {{ printf("a\\n"); }} iter:task_file:{pin} {{ printf("b\\n"); }}'
+    try:
+        out = run([*BPFKIT, "-e", script])
+        assert out.returncode != 0
+        assert f"cannot pin iter probe at {pin}: the path exists already" in out.stderr
+        assert "Program pinned" not in out.stdout and not pin.exists()
+    finally:
+        _unpin(pin)
