@@ -1,12 +1,13 @@
 """`bpfkit vm run` and `bpfkit vm conformance-plugin`: run programs in the userspace VM.
 
-`vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (loaded whole by
-`Vm.load_object`: maps, CO-RE against `--btf` or vmlinux's BTF, `.kconfig` from `--kconfig` over the
-running kernel's config; the same BTF types the contexts of fentry/fexit, tp_btf and iterator programs
-for the verifier) and prints r0; `--trace` prints every executed instruction with the registers
-after it. bpfkit's verifier checks the program first (a raw-memory program for the size of `--mem` /
-`--data`), as the kernel would before running it; `--no-verify` runs trusted code unverified, with
-every run-time check on.
+`vm run FILE` takes an assembly listing, raw or hex bytecode, or an ELF object (loaded by
+`Vm.load_object` with the chosen program and what it needs: its maps, the programs its program arrays
+hold initially; the object's other programs are neither loaded nor verified. CO-RE against `--btf`
+or vmlinux's BTF, `.kconfig` from `--kconfig` over the running kernel's config; the same BTF types
+the contexts of fentry/fexit, tp_btf and iterator programs for the verifier) and prints r0;
+`--trace` prints every executed instruction with the registers after it. bpfkit's verifier checks the
+program first (a raw-memory program for the size of `--mem` / `--data`), as the kernel would before
+running it; `--no-verify` runs trusted code unverified, with every run-time check on.
 
 `vm jit-dump FILE` compiles the program with the x86-64 JIT and prints its native code, each piece under
 a `; ...` comment naming the eBPF instruction (or JIT routine) it came from, the way `bpftool prog dump
@@ -111,7 +112,7 @@ def _load(vm: Vm, data: bytes, args: argparse.Namespace) -> tuple[VmProgram, Pro
         if prog_type is not None:
             obj.programs[key] = replace(spec, type=prog_type)
         coll = vm.load_object(obj, target_btf=args.btf, kconfig=_kconfig_option(args.kconfig),
-                              verify=not args.no_verify)
+                              verify=not args.no_verify, programs=[key])
         prog = coll.programs[key]
         return prog, prog.prog_type
     for option in ("section", "btf", "kconfig"):

@@ -243,17 +243,19 @@ class Vm:
 
     def load_object(self, spec: ObjectSpec, *, target_btf: BtfArg = None,
                     kconfig: Mapping[str, str | int | bool] | None = None,
-                    verify: bool = True) -> VmCollection:
+                    verify: bool = True, programs: Iterable[str] | None = None) -> VmCollection:
         """Create every map and load every program of an object (`bpfkit.obj.load_object`), applying
         CO-RE against `target_btf` (default: /sys/kernel/btf/vmlinux when readable; False: none) and
         filling `.kconfig` from `kconfig` (default: the running kernel's config). Each program is
         verified as `load` does, on its instructions as relocated and with the `.kconfig` values
         filled in, with the same `target_btf` for what its verification needs (fentry/fexit,
-        tp_btf, iterator contexts); `verify=False` loads trusted code unverified. See
-        `bpfkit.vm.objects`."""
+        tp_btf, iterator contexts); `verify=False` loads trusted code unverified. `programs` (names)
+        loads only those and what they need: their maps, and the programs their program arrays hold
+        initially (`bpfkit.vm.objects.select_programs`). See `bpfkit.vm.objects`."""
         from bpfkit.vm.objects import load_collection
 
-        return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig, verify=verify)
+        return load_collection(self, spec, target_btf=target_btf, kconfig=kconfig, verify=verify,
+                               programs=programs)
 
     def _context(self, prog_type: ProgType | None, data: bytes, ctx: bytes | None) -> Context:
         if prog_type is None:

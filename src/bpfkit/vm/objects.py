@@ -25,12 +25,15 @@ values the caller passes (or clear refusals):
   so the verifier knows those values as the kernel does), its source lines in reports.
 
 `resolve_object` does the first two steps alone (pure): `bpfkit vm verify` verifies its result.
+`programs=` (`select_programs`) loads only some programs and what they need: their maps (with the maps
+those hold initially) and the programs their program arrays hold initially, so a program left out is
+neither relocated nor verified.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from bpfkit._records import field, record, replace
@@ -142,9 +145,47 @@ def resolve_object(spec: ObjectSpec, *, target_btf: BtfArg = None,
     return ResolvedObject(programs, maps, results)
 
 
+def select_programs(spec: ObjectSpec, programs: Iterable[str]) -> ObjectSpec:
+    """`spec` cut down to `programs` (names) and what they need: the maps they refer to, the maps and
+    programs those maps hold initially (`MapSpec.init_slots`: tail-call targets, inner maps), again
+    for those, and the externs they use. `VmError` naming the known programs for an unknown name."""
+    where = spec.path or spec.name
+    todo = list(programs)
+    for name in todo:
+        if name not in spec.programs:
+            known = ", ".join(f"{n} ({p.section})" for n, p in spec.programs.items()) or "none"
+            raise VmError(f"{where}: no program {name!r} (programs: {known})")
+    progs: set[str] = set()
+    maps: set[str] = set()
+    map_todo: list[str] = []
+    while todo or map_todo:
+        while todo:
+            name = todo.pop()
+            if name in progs or name not in spec.programs:
+                continue
+            progs.add(name)
+            map_todo += [r.target for r in spec.programs[name].references
+                         if r.kind in (RefKind.MAP, RefKind.MAP_VALUE)]
+        while map_todo:
+            name = map_todo.pop()
+            mspec = spec.maps.get(name)
+            if name in maps or mspec is None:
+                continue  # an undefined map: `_load_program` names it
+            maps.add(name)
+            for _, target in mspec.init_slots:
+                (todo if mspec.type is MapType.PROG_ARRAY else map_todo).append(target)
+    used = {r.target for n in progs for r in spec.programs[n].references}
+    return replace(spec, programs={n: p for n, p in spec.programs.items() if n in progs},
+                   maps={n: m for n, m in spec.maps.items() if n in maps},
+                   externs={n: e for n, e in spec.externs.items()
+                            if n in used or (e.kind is ExternKind.KCONFIG and ".kconfig" in maps)})
+
+
 def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: BtfArg = None,
-                    kconfig: KconfigValues | None = None, verify: bool = True) -> VmCollection:
-    """Create `spec`'s maps and load its programs into `vm` (see the module docstring).
+                    kconfig: KconfigValues | None = None, verify: bool = True,
+                    programs: Iterable[str] | None = None) -> VmCollection:
+    """Create `spec`'s maps and load its programs into `vm` (see the module docstring); with
+    `programs` (names), only those and what they need (`select_programs`).
 
     Raises `VmError` naming the program and the instruction for what the VM cannot do: kernel-only
     externs (`__ksym`, kfuncs), CO-RE without a target BTF, unresolvable `.kconfig` externs, map types
@@ -153,6 +194,8 @@ def load_collection(vm: Vm, spec: ObjectSpec, *, target_btf: BtfArg = None,
     refuses, unless `verify` is False.
     """
     where = spec.path or spec.name
+    if programs is not None:
+        spec = select_programs(spec, programs)
     _refuse_kernel_externs(spec, where)
     target = TargetBtf.of(target_btf)  # one for CO-RE and the verifier; the kernel's read if needed
     resolved = resolve_object(spec, target_btf=target, kconfig=kconfig)

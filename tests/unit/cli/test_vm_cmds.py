@@ -286,3 +286,27 @@ def test_run_elf_btf_and_kconfig_options(capsys: pytest.CaptureFixture[str], tmp
     src.write_text("r0 = 0\nexit\n")
     status, _, err = run_cli(capsys, "vm", "run", str(src), "--btf", "x")
     assert status == 1 and "--btf applies to ELF objects only" in err
+
+
+def test_run_elf_section_loads_only_that_program(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object's other program reads an uninitialised register (the verifier refuses it): running
+    the chosen one neither verifies nor names it; choosing the refused one names it."""
+    import bpfkit.obj
+    from bpfkit._records import replace
+
+    real = bpfkit.obj.load_object
+
+    def with_refused_egress(data: bytes, name: str) -> bpfkit.obj.ObjectSpec:
+        spec = real(data, name)
+        spec.programs["drop_egress"] = replace(spec.programs["drop_egress"], insns=tuple(
+            assemble("r0 = r2\nexit", "llvm")), references=(), line_info=b"", func_info=b"")
+        return spec
+
+    monkeypatch.setattr(bpfkit.obj, "load_object", with_refused_egress)
+    status, out, err = run_cli(capsys, "vm", "run", str(OBJ / "cgroup_skb.o"), "--section",
+                               "cgroup_skb/ingress", "--mem", UDP4[14:].hex())
+    assert (status, out, err) == (0, "r0 = 0x1 (1)\n", "")
+    status, _, err = run_cli(capsys, "vm", "run", str(OBJ / "cgroup_skb.o"), "--section",
+                             "cgroup_skb/egress", "--mem", UDP4[14:].hex())
+    assert status == 1 and "drop_egress" in err and "count_ingress" not in err

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bpfkit._records import replace
 from bpfkit.btf import Array, Int, IntEncoding, Member, Spec, Struct, load_btf, marshal
 from bpfkit.errors import VerificationError, VmError, VmHelperError
 from bpfkit.isa import assemble
@@ -321,3 +322,53 @@ def test_vm_load_of_a_spec_needing_its_loader_is_refused() -> None:
     with pytest.raises(VmError, match=r"instruction 1 refers to kernel symbol '_stext' \(__ksym\): "
                        "kernel-only"):
         Vm().load(ksym)
+
+
+# -- loading only some programs ----------------------------------------------------------------------
+
+REFUSED = assemble("r0 = r2\nexit", "llvm")
+"""Reads r2, which no program type initialises: bpfkit's verifier (and the kernel's) refuses it."""
+
+
+def _with_refused(obj: str, program: str) -> ObjectSpec:
+    spec = load_object(OBJ / obj)
+    spec.programs[program] = replace(spec.programs[program], insns=tuple(REFUSED), references=(),
+                                     line_info=b"", func_info=b"")
+    return spec
+
+
+def test_programs_selects_one_and_leaves_the_refused_other_out() -> None:
+    spec = _with_refused("cgroup_skb.o", "drop_egress")
+    with pytest.raises(VerificationError, match="drop_egress"):
+        Vm().load_object(spec)
+    with Vm().load_object(spec, programs=["count_ingress"]) as coll:
+        assert set(coll.programs) == {"count_ingress"} and set(coll.maps) == {".bss"}
+        assert coll.programs["count_ingress"].test_run(bytes(64)).retval == 1
+        # ingress_bytes += skb->len: the 64-byte frame less its Ethernet header, as the kernel counts
+        assert coll.maps[".bss"].lookup(bytes(4)) == (64 - 14).to_bytes(8, "little")
+    with pytest.raises(VerificationError, match="drop_egress"):
+        Vm().load_object(spec, programs=["drop_egress"])
+
+
+def test_programs_brings_the_tail_call_targets_and_maps() -> None:
+    spec = load_object(OBJ / "tail_call.o")
+    with Vm().load_object(spec, programs=["tail_caller"]) as coll:
+        assert set(coll.programs) == {"tail_caller", "tail_target"} and set(coll.maps) == {"jump_table"}
+        assert coll.programs["tail_caller"].test_run(bytes(64)).retval == 0  # the tail call happened
+    with Vm().load_object(spec, programs=["tail_target"]) as coll:
+        assert set(coll.programs) == {"tail_target"} and not coll.maps
+    refused = _with_refused("tail_call.o", "tail_target")
+    with pytest.raises(VerificationError, match="tail_target"):  # the caller needs it
+        Vm().load_object(refused, programs=["tail_caller"])
+
+
+def test_programs_brings_the_inner_maps_of_a_map_of_maps() -> None:
+    spec = load_object(OBJ / "maps_btf.o")
+    chosen = vm_objects.select_programs(spec, ["maps_btf"])
+    assert {"outer_map", "inner_a", "inner_b"} <= set(chosen.maps)
+    assert set(chosen.programs) == {"maps_btf"}
+
+
+def test_programs_with_an_unknown_name_is_refused() -> None:
+    with pytest.raises(VmError, match=r"no program 'nope' \(programs: .*count_ingress"):
+        Vm().load_object(load_object(OBJ / "cgroup_skb.o"), programs=["nope"])
