@@ -107,9 +107,12 @@ def _user_tagged(spec: Spec, type_id: int) -> bool:
 #: more than the copy). Larger ones are staged in a per-CPU scratch map (`bpfkit.lang.big_values`) to be
 #: copied to a map, printed or printf'ed; a variable holds their address; map keys and tuples refuse them.
 MAX_STRUCT_VALUE = 448
-#: The largest struct copied as a value at all: the scratch map's value is per-CPU memory, which the
-#: kernel limits to 32 KiB per element (PCPU_MIN_UNIT_SIZE); 8 bytes of it hold an event's id.
-MAX_STRUCT_COPY = 32 * 1024 - 8
+#: The largest value of a per-CPU map the kernel creates (PCPU_MIN_UNIT_SIZE; E2BIG past it): the
+#: most the scratch map holds for one statement (an event's id and all its arguments).
+MAX_PERCPU_VALUE = 32 * 1024
+#: The largest struct copied as a value at all: it must fit the scratch map's per-CPU value after the
+#: 8 bytes of an event's id.
+MAX_STRUCT_COPY = MAX_PERCPU_VALUE - 8
 
 
 def struct_value(spec: Spec, btf_id: int, cname: str, *, user: bool = False, depth: int = 0) -> Type:

@@ -21,7 +21,7 @@ from bpfkit.isa import Instruction
 from bpfkit.lang import ast, big_values, walk
 from bpfkit.lang.big_values import is_big, slot_size
 from bpfkit.lang.btftypes import BtfLookup
-from bpfkit.lang.codegen_expr import ExprGen, field_type_ok
+from bpfkit.lang.codegen_expr import ExprGen, field_type_ok, read_helpers
 from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R4, R5, R6, R7, R10, Emitter
 from bpfkit.lang.parser import parse
@@ -411,9 +411,7 @@ class ProbeGen(ExprGen):
         b, em = self.b, self.em
         self.join_used = True
         delim = e.args[1].value.decode() if len(e.args) == 2 and isinstance(e.args[1], ast.Str) else " "
-        user = self.type_of(e.args[0]).user
-        read = Helper.PROBE_READ_USER if user else Helper.PROBE_READ_KERNEL
-        read_str = Helper.PROBE_READ_USER_STR if user else Helper.PROBE_READ_KERNEL_STR
+        read, read_str = read_helpers(self.type_of(e.args[0]))
         base, ptr, key = em.alloc(8), em.alloc(8), em.alloc(8)
         self.gen_int(e.args[0])
         b.stx(8, R10, base, R0)
@@ -542,7 +540,7 @@ class ProbeGen(ExprGen):
         """printf in a pinned iter probe: bpf_seq_printf(ctx->meta->seq, fmt, fmt_len, data, data_len),
         `fmt` read from the read-only format map, each argument a u64 in `data` (a string by the
         address of its stack copy)."""
-        from bpfkit.lang.seq_printf import FORMAT_MAP, kernel_format
+        from bpfkit.lang.seq_printf import FORMAT_MAP, add_format, kernel_format
 
         b, em = self.b, self.em
         if self.exit_label != ".exit":  # in a for-loop callback, r6 is not the context
@@ -550,8 +548,7 @@ class ProbeGen(ExprGen):
                                       "map: the loop body runs without the iterator's context", fmt.span)])
         text, _ = kernel_format(fmt.value.decode("utf-8", "replace"))
         encoded = text.encode()
-        offset = sum(len(f) + 1 + (-(len(f) + 1) % 8) for f in self.seq_formats)
-        self.seq_formats.append(encoded)
+        offset = add_format(self.seq_formats, encoded)
         data = em.alloc(8 * len(args)) if args else 0
         for i, a in enumerate(args):
             if self.type_of(a).kind is Kind.STR:
@@ -692,7 +689,7 @@ def compile_program(program: ast.Program, formats: FormatLookup, options: Option
     if seq_formats:
         from bpfkit.lang.seq_printf import FORMAT_MAP, formats_blob
 
-        blob, _ = formats_blob(seq_formats)
+        blob = formats_blob(seq_formats)
         aux += ((FORMAT_MAP, MapSpec(MapType.ARRAY, 4, len(blob), 1, flags=MapFlags.RDONLY_PROG,
                                      name="bpfkit_seqfmt", contents=((bytes(4), blob),), freeze=True)),)
     return CompiledScript(tuple(maps.values()), tuple(events), tuple(probes), ring, aux)

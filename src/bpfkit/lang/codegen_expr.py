@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from bpfkit.errors import CompileError
 from bpfkit.lang import ast
-from bpfkit.lang.btftypes import MAX_STRUCT_VALUE
+from bpfkit.lang.big_values import is_big, map_value_addr, too_big_message
 from bpfkit.lang.codegen_arrays import ArrayGen
 from bpfkit.lang.diagnostics import error
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
@@ -227,13 +227,15 @@ class ExprGen(ArrayGen):
             self.element_addr(e)
         elif isinstance(e, ast.Var):  # a big struct variable: it holds the address (`big_values`)
             self.b.ldx(8, R0, R10, self.var_slots[e.name])
+        elif isinstance(e, ast.Map) and is_big(self.type_of(e)):  # its value, where the map keeps it
+            map_value_addr(self, e)
         else:
             raise AssertionError(f"gen_addr: unexpected {type(e).__name__}")
 
     def field_addr(self, e: ast.FieldAccess) -> None:
         """r0 = the address of field access `e` (its struct's address plus the field's offset)."""
         base = self.type_of(e.expr)
-        if base.kind is Kind.RECORD or (base.kind is Kind.STRUCT and base.storage > MAX_STRUCT_VALUE):
+        if base.kind is Kind.RECORD or is_big(base):
             self.gen_addr(e.expr)
         else:
             self.gen_int(e.expr)  # a pointer to the struct
@@ -506,9 +508,7 @@ class ExprGen(ArrayGen):
         """Write string/tuple expression `e` to the stack (at `dest` if given); return its offset."""
         t = self.type_of(e)
         size = t.storage
-        if t.kind is Kind.STRUCT and size > MAX_STRUCT_VALUE:  # see bpfkit.lang.big_values
-            from bpfkit.lang.big_values import too_big_message
-
+        if is_big(t):  # staged in the scratch map instead, where it can be (`big_values`)
             raise CompileError([error(too_big_message(t), e.span)])
         if isinstance(e, ast.Var) and dest is None:
             return self.var_slots[e.name]
@@ -614,7 +614,7 @@ class ExprGen(ArrayGen):
         b.mov(R3, R0)
         self.em.stack_ptr(R1, out + 8)
         b.mov(R2, t.size)
-        b.call(Helper.PROBE_READ_USER if st.user else Helper.PROBE_READ_KERNEL)
+        b.call(read_helpers(st)[0])
 
     def ntop(self, e: ast.Call, out: int) -> None:
         """ntop([af,] addr): [u64 family][16 address bytes]; an integer address is stored little-endian
@@ -686,14 +686,14 @@ class ExprGen(ArrayGen):
                 b.label(ok)
                 self.em.zero(out, STRLEN)
                 self.em.stack_ptr(R1, out)
-                b.call(Helper.PROBE_READ_USER_STR if st.user else Helper.PROBE_READ_KERNEL_STR)
+                b.call(read_helpers(st)[1])
                 return
         self.gen_int(src)
         b.mov(R3, R0)
         self.em.zero(out, STRLEN)
         self.em.stack_ptr(R1, out)
         b.mov(R2, limit)
-        b.call(Helper.PROBE_READ_USER_STR if st.user else Helper.PROBE_READ_KERNEL_STR)
+        b.call(read_helpers(st)[1])
 
     def tracepoint_str(self, e: ast.FieldAccess, out: int) -> None:
         assert self.fmt is not None
@@ -730,6 +730,17 @@ class ExprGen(ArrayGen):
         for k, pos in zip(m.keys, info.key.offsets(), strict=True):
             self.gen_into(k, off + pos)
         return off
+
+
+def read_helpers(t: Type) -> tuple[Helper, Helper]:
+    """The helpers (read, read_str) that read from an address of type `t` (str(), buf(), join()): by
+    its address space, and for a plain integer of none known the legacy bpf_probe_read(_str), which
+    reads either space on x86-64, as bpftrace 0.17 does."""
+    if t.user:
+        return Helper.PROBE_READ_USER, Helper.PROBE_READ_USER_STR
+    if t.kernel or t.is_pointer or t.kind is not Kind.INT:
+        return Helper.PROBE_READ_KERNEL, Helper.PROBE_READ_KERNEL_STR
+    return Helper.PROBE_READ, Helper.PROBE_READ_STR
 
 
 def field_type_ok(fmt: TracepointFormat, name: str) -> bool:

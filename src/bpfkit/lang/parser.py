@@ -361,10 +361,10 @@ class Parser:
         i = 2
         while self.peek(i).is_op("*"):
             i += 1
+        if i > 2:
+            return True  # as bpftrace's grammar: "(name *" starts a pointer cast, whatever follows
         if not self.peek(i).is_op(")"):
             return False
-        if i > 2:
-            return True
         after = self.peek(i + 1)
         return (after.kind in _CAST_FOLLOWERS or after.is_op("(", "!", "~", "++", "--")
                 or after.is_keyword("sizeof", "offsetof", "true", "false"))
@@ -415,7 +415,7 @@ class Parser:
             if tok.text == "(" and self.cast_ahead():
                 self.advance()
                 type_ = self.parse_type()
-                self.expect_op(")")
+                self.expect_op(")", *(("*",) if type_.pointer else ()))  # bpftrace: "expecting ) or *"
                 self._nest()
                 operand = self.parse_unary()
                 self.depth -= 1

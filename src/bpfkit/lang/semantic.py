@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bpfkit._records import field, record, replace
+from bpfkit._records import field, record
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast
 from bpfkit.lang.btftypes import BtfLookup, FieldInfo, named_type
@@ -25,6 +25,7 @@ from bpfkit.lang.perf_events import HARDWARE_EVENTS
 from bpfkit.lang.printer import unparse_expr
 from bpfkit.lang.printf_format import printf_specs
 from bpfkit.lang.semantic_kernel import KernelChecks
+from bpfkit.lang.semantic_maps import AGG_ARGS, MapChecks
 from bpfkit.lang.source import Span
 from bpfkit.lang.tracepoint_format import TracepointField, TracepointFormat
 from bpfkit.lang.types import (
@@ -42,7 +43,6 @@ from bpfkit.lang.types import (
     USYM,
     Kind,
     Type,
-    agg,
     array_of,
     buffer,
     int_type,
@@ -75,8 +75,6 @@ UserSymbolLookup = Callable[[str, str], "tuple[int, int] | None"]
 #: probe, in attach order, read from the binary; raises BpfkitError when there is no such probe.
 UsdtLookup = Callable[[ast.AttachPoint], "Sequence[Sequence[UsdtArgSpec]]"]
 
-_AGG_ARGS = {"count": (0, 0), "sum": (1, 1), "min": (1, 1), "max": (1, 1), "avg": (1, 1), "stats": (1, 1),
-             "hist": (1, 1), "lhist": (4, 4)}
 _UINT_BUILTINS = frozenset({"pid", "tid", "uid", "gid", "cpu", "numaid", "nsecs", "elapsed", "cgroup", "rand",
                             "curtask", "jiffies", "ncpus", "cpid"})
 _STR_BUILTINS = frozenset({"comm", "probe", "func"})
@@ -127,14 +125,15 @@ def tracepoint_field_type(f: TracepointField, category: str) -> Type | None:
         return array_of(int_type(size, f.signed), f.array, size)
     if f.array is not None or f.data_loc:
         return None
+    user = category == "syscalls"  # as bpftrace: a syscall's arguments are user values, others kernel
     if f.is_pointer:
-        return int_type(8, False, user=category == "syscalls")
+        return int_type(8, False, user=user, kernel=not user)
     if f.size in (1, 2, 4, 8):
-        return int_type(f.size, f.signed)
+        return int_type(f.size, f.signed, user=user, kernel=not user)
     return None
 
 
-class _Analyzer(KernelChecks):
+class _Analyzer(KernelChecks, MapChecks):
     def __init__(self, formats: FormatLookup, params: Sequence[str], lenient: bool,
                  maps: dict[str, MapDecl] | None = None, unsafe: bool = False,
                  kfuncs: KfuncLookup | None = None, btf: BtfLookup | None = None,
@@ -327,7 +326,7 @@ class _Analyzer(KernelChecks):
             return
         key = self.map_key(target)
         value = s.value
-        if isinstance(value, ast.Call) and value.name in _AGG_ARGS and s.op is None:
+        if isinstance(value, ast.Call) and value.name in AGG_ARGS and s.op is None:
             vt = self.aggregation(value)
             lhist = self.lhist_params(value) if value.name == "lhist" else None
         else:
@@ -338,71 +337,6 @@ class _Analyzer(KernelChecks):
                 return
         self.declare_map(target, key, vt, lhist, target.span)
         self.result.types[id(target)] = vt
-
-    def declare_map(self, m: ast.Map, key: Type | None, value: Type, lhist: tuple[int, int, int] | None,
-                    span: Span) -> None:
-        old = self.result.maps.get(m.name)
-        if old is None:
-            self.result.maps[m.name] = MapDecl(m.name, key, value, span, lhist)
-            return
-        self.check_key(m, old, key)
-        if not old.value.same_shape(value):
-            self.error(f"Type mismatch for @{m.name}: trying to assign value of type '{value}' when map "
-                       f"already contains a value of type '{old.value}'", span)
-        elif lhist is not None and old.lhist is not None and lhist != old.lhist:
-            self.error(f"Different lhist bounds in a single map unsupported: @{m.name}", span)
-
-    def check_key(self, m: ast.Map, decl: MapDecl, key: Type | None) -> None:
-        if (decl.key is None) != (key is None) or (key is not None and decl.key is not None
-                                                   and not decl.key.same_shape(key)):
-            self.error(f"Argument mismatch for @{m.name}: trying to access with arguments: "
-                       f"[{_show_key(key)}] when map expects arguments: [{_show_key(decl.key)}]", m.span)
-
-    def map_key(self, m: ast.Map) -> Type | None:
-        if not m.keys:
-            return None
-        elems = []
-        for k in m.keys:
-            t = normalise(self.expr(k))
-            if t.kind is Kind.NONE or t.kind in AGGREGATIONS:
-                self.error(f"Invalid map key type: {t}", k.span)
-            self.check_stack_value(t, k.span, "map key")
-            elems.append(t)
-        return elems[0] if len(elems) == 1 else tuple_type(tuple(elems))
-
-    def aggregation(self, call: ast.Call) -> Type:
-        lo, hi = _AGG_ARGS[call.name]
-        if not lo <= len(call.args) <= hi:
-            want = "no" if hi == 0 else f"{lo}" if lo == hi else f"{lo}-{hi}"
-            self.error(f"{call.name}() requires {want} argument{'s' if hi != 1 else ''} "
-                       f"({len(call.args)} provided)", call.span)
-        signed = True
-        for i, a in enumerate(call.args):
-            t = self.expr(a)
-            if not t.is_int:
-                self.error(f"{call.name}() only supports integer arguments ({t} provided)", a.span)
-            elif i == 0:
-                signed = t.signed
-            if call.name == "lhist" and i > 0 and not isinstance(a, ast.Int | ast.Positional):
-                self.error(f"lhist() argument {i + 1} must be an integer literal", a.span)
-        if call.name == "sum":  # as bpftrace: a sum of unsigned values (uprobe args) is unsigned
-            return replace(agg(Kind.SUM), signed=signed)
-        return agg(Kind(call.name))
-
-    def lhist_params(self, call: ast.Call) -> tuple[int, int, int] | None:
-        if len(call.args) != 4:
-            return None
-        lo, hi, step = (self.const_int(a) for a in call.args[1:])
-        if step <= 0:
-            self.error("lhist() step must be >= 1", call.args[3].span)
-            return None
-        if hi <= lo:
-            self.error("lhist() max must be greater than min", call.args[2].span)
-            return None
-        if (hi - lo) // step > 1000:
-            self.error("lhist() too many buckets, max is 1000", call.span)
-            return None
-        return lo, hi, step
 
     def const_int(self, e: ast.Expr) -> int:
         if isinstance(e, ast.Int):
@@ -457,6 +391,8 @@ class _Analyzer(KernelChecks):
             a, b = self.expr(e.then), self.expr(e.orelse)
             if not a.same_shape(b):
                 self.error(f"Ternary operator must return the same type: have '{a}' and '{b}'", e.span)
+            if a.is_int and not a.is_pointer:  # as bpftrace 0.17: the address space is not kept
+                return int_type(8, a.signed)
             return normalise(a)
         if isinstance(e, ast.FieldAccess):
             return self.field_access(e)
@@ -511,7 +447,8 @@ class _Analyzer(KernelChecks):
                 return int_type(8, False, user=True)  # as bpftrace: u64, a user address for str()
             elif int(m[1]) > 5 and providers & {"uprobe", "kprobe"}:
                 self.error(f"{e.name} is not available: only arg0-arg5 are passed in registers", e.span)
-            return int_type(8, False, user="uprobe" in providers)
+            user = "uprobe" in providers
+            return int_type(8, False, user=user, kernel=not user)
         if e.name == "retval":
             if providers == {"fexit"}:
                 kf = self.kfunc_probe()
@@ -519,7 +456,8 @@ class _Analyzer(KernelChecks):
             if not providers <= {"uretprobe", "kretprobe"}:
                 self.error("The retval builtin can only be used with uretprobe, kretprobe and kretfunc "
                            "probes", e.span)
-            return int_type(8, False, user="uretprobe" in providers)  # as bpftrace: a user address
+            user = "uretprobe" in providers  # as bpftrace: a user address, or a kernel one (kretprobe)
+            return int_type(8, False, user=user, kernel=not user)
         if e.name == "args":
             self.error("The args builtin can only be used for field access: args.field or args->field",
                        e.span)
@@ -551,21 +489,6 @@ class _Analyzer(KernelChecks):
             return INT64
         return self.typed_pointer(f.ctype, t) if f.is_pointer else t
 
-    def map_read(self, e: ast.Map) -> Type:
-        key = self.map_key(e)
-        decl = self.result.maps.get(e.name)
-        if decl is None:
-            self.error(f"Undefined map: @{e.name}", e.span)
-            return INT64
-        self.check_key(e, decl, key)
-        if decl.value.kind in (Kind.STATS, Kind.HIST, Kind.LHIST):
-            self.error(f"the value of a {decl.value.kind.value}() map cannot be read in a probe (only "
-                       "count, sum, min, max and avg maps can)", e.span)
-            return INT64
-        if decl.value.kind in AGGREGATIONS:
-            return int_type(8, decl.value.signed)
-        return decl.value
-
     def binary(self, e: ast.Binary) -> Type:
         a, b = self.expr(e.left), self.expr(e.right)
         if e.op in ("==", "!=") and a.kind is Kind.STR and b.kind is Kind.STR:
@@ -575,7 +498,9 @@ class _Analyzer(KernelChecks):
             return INT64
         if e.op in ("==", "!=", "<", "<=", ">", ">=", "&&", "||"):
             return INT64
-        return int_type(8, a.signed and b.signed)
+        sa, sb = _address_space(a), _address_space(b)  # as bpftrace: one space kept, mixed ones dropped
+        space = (sa or sb) if sa is None or sb is None or sa == sb else None
+        return int_type(8, a.signed and b.signed, user=space == "user", kernel=space == "kernel")
 
     def unary(self, e: ast.Unary) -> Type:
         if e.op in ("++", "--") and isinstance(e.operand, ast.Map) and e.operand.name not in self.result.maps:
@@ -597,7 +522,7 @@ class _Analyzer(KernelChecks):
 
     def call(self, e: ast.Call, statement: bool) -> Type:
         name, args = e.name, e.args
-        if name in _AGG_ARGS:
+        if name in AGG_ARGS:
             self.error(f"{name}() should be directly assigned to a map", e.span)
             return INT64
         if name != "printf":
@@ -768,12 +693,11 @@ class _Analyzer(KernelChecks):
         return False
 
 
-def _show_key(t: Type | None) -> str:
-    if t is None:
-        return ""
-    if t.kind is Kind.TUPLE:
-        return ", ".join(str(e) for e in t.elems)
-    return str(t)
+def _address_space(t: Type) -> str | None:
+    """"user" or "kernel" when `t` is known to hold an address in that space, else None."""
+    if t.user:
+        return "user"
+    return "kernel" if t.kernel or t.is_pointer else None
 
 
 def _is_int(text: str) -> bool:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from bpfkit._records import replace
 from bpfkit.errors import BpfkitError
 from bpfkit.lang import ast, walk
+from bpfkit.lang.big_values import is_big, too_big_message
 from bpfkit.lang.btftypes import (
-    MAX_STRUCT_VALUE,
     BtfLookup,
     FieldInfo,
     in_user_memory,
@@ -45,6 +45,14 @@ if TYPE_CHECKING:
     from bpfkit.lang.semantic import Analysis, UserSymbolLookup
 
 _STRUCT_POINTER = re.compile(r"(?:const\s+)?(struct|union)\s+(\w+)\s*\*")
+
+
+def _in_space(value: Type, pointer: Type) -> Type:
+    """An integer read through `pointer`: in its address space (as bpftrace), so a user address read from
+    user memory stays a user address; other values are returned unchanged."""
+    if value.kind is not Kind.INT or value.is_pointer:
+        return value
+    return replace(value, user=pointer.user, kernel=not pointer.user)
 
 
 class KernelChecks:
@@ -149,27 +157,29 @@ class KernelChecks:
             return INT64
 
     def cast(self, e: ast.Cast) -> Type:
-        """``(type)expr``: an integer or pointer type. A pointer cast of a user address (a ``syscalls``
-        tracepoint pointer, uprobe ``argN``/``retval``, a user pointer) points into user memory, and so
-        does everything reached through it (fields, copies, pointer members), as in bpftrace; in uprobe
-        and usdt probes any cast to an integer pointer does too. Kernel pointers stay kernel ones."""
+        """``(type)expr``, as bpftrace 0.17: an integer cast keeps the value's address space; a pointer
+        cast of a user address (a ``syscalls`` tracepoint pointer, uprobe ``argN``/``retval``, a user
+        pointer, a variable or map holding one) points into user memory, and so does everything reached
+        through it (fields, copies, pointer members). A value of no known address space (a literal, a
+        ternary, a builtin such as pid) takes the probe's: user in uprobe and usdt probes,
+        kernel elsewhere. Kernel pointers and what is derived from them stay kernel ones."""
         t = self.expr(e.expr)
         target = self.type_name(e.type)
         if target is None:
             return INT64
         if not t.is_int or not target.is_int:
             self.error(f"Cannot cast from '{t}' to '{target}'", e.span)
-        elif target.is_pointer and (t.user or self.user_space_int_pointer(target)):
-            target = in_user_memory(target)
+        elif target.is_pointer:
+            if t.user or (not t.is_pointer and not t.kernel and self.user_probe()):
+                target = in_user_memory(target)
+        else:
+            target = replace(target, user=t.user, kernel=t.kernel or (t.is_pointer and not t.user))
         return target
 
-    def user_space_int_pointer(self, target: Type) -> bool:
-        """Whether a cast to integer pointer `target` makes a user pointer: in uprobe and usdt probes
-        (as bpftrace), where integers hold user addresses; kernel struct pointers stay kernel ones."""
+    def user_probe(self) -> bool:
+        """Whether values of no known address space are user addresses here: in uprobe and usdt probes."""
         assert self.probe is not None
-        providers = {ap.provider for ap in self.probe.attach_points}
-        return providers <= {"uprobe", "uretprobe", "usdt"} and target.target is not None \
-            and target.target.kind is Kind.INT
+        return {ap.provider for ap in self.probe.attach_points} <= {"uprobe", "uretprobe", "usdt"}
 
     def check_stack_value(self, t: Type, span: Span, what: str = "variable",
                           value: ast.Expr | None = None) -> None:
@@ -178,10 +188,8 @@ class KernelChecks:
         holds its address when it has one (`bpfkit.lang.big_values`)."""
         addressable = isinstance(value, ast.Var | ast.Unary | ast.FieldAccess | ast.Index) and (
             not isinstance(value, ast.Unary) or value.op == "*")
-        if t.kind is Kind.STRUCT and t.storage > MAX_STRUCT_VALUE and not addressable:
-            self.error(f"'{t}' is {t.size} bytes: too large for a {what} ({what}s live on the 512-byte "
-                       "BPF stack); copy it to a map (@x = ...), print it, or read its fields through the "
-                       "pointer", span)
+        if is_big(t) and not addressable:
+            self.error(too_big_message(t, what), span)
 
     def member_of_copy(self, e: ast.FieldAccess, base: Type) -> Type:
         """``$s.field`` on a struct copied as a value: the member's bytes in the copy."""
@@ -217,6 +225,8 @@ class KernelChecks:
                        if "has no member" in str(exc) else str(exc), e.span)
             return INT64
         self.result.fields[id(e)] = info
+        if info.type.is_int and not info.type.is_pointer:  # an integer field: in its struct's space
+            return replace(info.type, user=rec.user, kernel=not rec.user)
         return info.type
 
     def deref(self, e: ast.Unary) -> Type:
@@ -231,7 +241,7 @@ class KernelChecks:
         if t.target.kind is Kind.STR or (t.target.kind is Kind.INT and t.target.size not in (1, 2, 4, 8)):
             self.error(f"Can not dereference '{t}'", e.span)
             return INT64
-        return t.target
+        return _in_space(t.target, t)
 
 
     def address_of(self, e: ast.Unary) -> Type:
@@ -277,7 +287,7 @@ class KernelChecks:
             spec = self.spec()
             size = spec.sizeof(target.btf_id) if spec is not None else 0
         self.result.consts[id(e)] = size
-        return target
+        return _in_space(target, base)
 
     def uaddr(self, e: ast.Call) -> Type:
         """uaddr("symbol"): the address of a symbol of the probed binary, as a pointer to a signed
@@ -310,7 +320,7 @@ class KernelChecks:
         spec = self.spec()
         if ap.pin and "." in ap.pin.rsplit("/", 1)[-1]:  # kernel/bpf/inode.c: bpf_lookup refuses dots
             self.error(f"iter pin path '{ap.pin}': a bpf file system name cannot contain '.'", ap.span)
-        elif spec is None:
+        if spec is None:
             self.error("iter probes need the kernel's BTF (/sys/kernel/btf/vmlinux)", ap.span)
         elif named_type(spec, f"struct bpf_iter__{ap.target}", 1) is None:
             self.error(f"iter {ap.target} not available for your kernel version (no struct "

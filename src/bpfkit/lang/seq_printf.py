@@ -51,12 +51,17 @@ def kernel_format(fmt: str) -> tuple[str, list[str]]:
     return "".join(out), convs
 
 
-def formats_blob(formats: list[bytes]) -> tuple[bytes, list[int]]:
-    """The value of `FORMAT_MAP`: each format NUL-terminated, 8-byte aligned; and each one's offset."""
+def formats_blob(formats: list[bytes]) -> bytes:
+    """The value of `FORMAT_MAP`: each format NUL-terminated and 8-byte aligned, in order."""
     blob = bytearray()
-    offsets = []
     for f in formats:
-        offsets.append(len(blob))
         blob += f + b"\0"
         blob += bytes(-len(blob) % 8)
-    return bytes(blob), offsets
+    return bytes(blob)
+
+
+def add_format(formats: list[bytes], fmt: bytes) -> int:
+    """Append `fmt` to the script's `formats`; return its offset in their `formats_blob`."""
+    offset = len(formats_blob(formats))
+    formats.append(fmt)
+    return offset

@@ -69,7 +69,11 @@ class Type:
     """A value's type. `size` is the integer width in bytes (1, 2, 4, 8) for INT.
 
     `user` marks an integer that is a pointer into user memory (tracepoint ``syscalls`` arguments,
-    uprobe arguments), which decides between probe_read_user and probe_read_kernel.
+    uprobe arguments), which decides between probe_read_user and probe_read_kernel; `kernel` marks a
+    plain integer known to hold a kernel address (cast from a kernel pointer, a kernel struct's field).
+    Neither: no address space is known (a literal, a ternary): a pointer cast takes the probe's (user in
+    uprobe and usdt probes) and str()/buf()/join() read with the legacy bpf_probe_read(_str), as
+    bpftrace 0.17. Both survive variables, map values and arithmetic.
     A pointer is an INT with a `target`: the type of what it points to (an integer, another pointer
     or a RECORD). A RECORD names its BTF type by `btf_id`; `cname` spells pointers and records in C
     for messages.
@@ -80,6 +84,7 @@ class Type:
     signed: bool = True
     elems: tuple[Type, ...] = ()
     user: bool = False
+    kernel: bool = False
     target: Type | None = None
     btf_id: int = 0
     cname: str = ""
@@ -184,8 +189,8 @@ USYM = Type(Kind.USYM)
 STACK_FRAMES = 127
 
 
-def int_type(size: int, signed: bool, *, user: bool = False) -> Type:
-    return Type(Kind.INT, size, signed, user=user)
+def int_type(size: int, signed: bool, *, user: bool = False, kernel: bool = False) -> Type:
+    return Type(Kind.INT, size, signed, user=user, kernel=kernel)
 
 
 def pointer_to(target: Type | None, cname: str, *, user: bool = False) -> Type:
@@ -234,10 +239,10 @@ CAST_TYPES = {
 
 
 def normalise(t: Type) -> Type:
-    """The type a value has once stored: integers widen to 8 bytes (keeping signedness); a typed
-    pointer keeps what it points to."""
-    if t.kind is Kind.INT and not t.is_pointer and (t.size != 8 or t.user):
-        return int_type(8, t.signed)
+    """The type a value has once stored: integers widen to 8 bytes (keeping signedness and address
+    space); a typed pointer keeps what it points to."""
+    if t.kind is Kind.INT and not t.is_pointer and t.size != 8:
+        return int_type(8, t.signed, user=t.user, kernel=t.kernel)
     if t.kind is Kind.TUPLE:
         return tuple_type(tuple(normalise(x) for x in t.elems))
     return t

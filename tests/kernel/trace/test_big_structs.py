@@ -81,8 +81,40 @@ def test_a_variable_cannot_hold_a_big_map_value() -> None:
     assert out.returncode == 1
     assert out.stderr.splitlines()[:3] == [
         "stdin:1:24-31: ERROR: 'struct task_struct' is 3264 bytes: too large for a variable (variables live "
-        "on the 512-byte BPF stack); copy it to a map (@x = ...), print it, or read its fields through the "
-        "pointer", "BEGIN { @t = *curtask; $t = @t; exit(); }", "                       ~~~~~~~"]
+        "on the 512-byte BPF stack); a struct this large can only be copied to a map (@x = ...), printed "
+        "(print(), printf()) or read field by field, from where it lies (*ptr, ptr->member, or a variable or "
+        "map holding it)", "BEGIN { @t = *curtask; $t = @t; exit(); }", "                       ~~~~~~~"]
+
+
+def test_members_of_a_map_held_task_struct_match_the_live_fields() -> None:
+    """``@t.pid`` reads the map's value where it lies (a lookup, then the member): the same values as
+    curtask's own fields; the value copied to another map and printf'ed whole shows them too."""
+    lines = _trace('BEGIN { @t = *curtask; @k[7] = *curtask; $p = @t.pid; '
+                   'printf("%d %d %s %d\\n", $p, curtask->pid, @k[7].comm, @k[8].pid); '
+                   'if (@t.tgid == curtask->tgid) { printf("same tgid\\n"); } '
+                   '@u = @t; printf("%s\\n", @k[7]); clear(@k); exit(); }')
+    pid, live, comm, missing = lines[0].split(" ")
+    assert pid == live and missing == "0" and comm
+    assert lines[1] == "same tgid"
+    assert _member(lines[2], r", \.pid = (-?\d+), \.tgid = ") == pid
+    assert _member(lines[2], r", \.comm = ([^,]*), ") == comm
+    copied = next(ln for ln in lines if ln.startswith("@u: { .thread_info = { "))
+    assert _member(copied, r", \.pid = (-?\d+), \.tgid = ") == pid
+
+
+def test_a_call_staging_more_than_the_per_cpu_limit_is_refused_before_loading() -> None:
+    """Eleven task_structs and the id take 8 + 11 * 3264 bytes, past the kernel's 32 KiB per-CPU value
+    (it refuses the map with E2BIG): a caret error at the call, before anything is created; ten fit."""
+    args = ", ".join(["*curtask"] * 11)
+    script = f'BEGIN {{ printf("{"%s" * 11}", {args}); exit(); }}'
+    out = run([*BPFKIT, "-e", script])
+    assert out.returncode == 1
+    first = out.stderr.splitlines()[0]
+    end = script.index("); exit()") + 2  # the call's span: printf(...)
+    assert first.startswith(f"stdin:1:9-{end}: ERROR: the values of this call take 35912 bytes "
+                            "together"), out.stderr
+    ten = ", ".join(["*curtask"] * 10)
+    assert run([*BPFKIT, "-q", "-e", f'BEGIN {{ printf("{"%s" * 10}\\n", {ten}); exit(); }}']).returncode == 0
 
 
 @pytest.mark.parametrize("script", ["BEGIN { @t = *curtask; exit(); }",

@@ -6,6 +6,8 @@ bpfkit stages its copies in the scratch map) to /dev/null, then passes pointers 
 The tracepoint ``syscalls`` ``buf`` argument, uprobe ``argN`` and uretprobe ``retval`` hold user addresses:
 cast to a struct pointer, every read through them (``->``, ``*``, ``str()`` of a ``char *`` member, struct
 copies) must use bpf_probe_read_user, while ``(struct task_struct *)curtask`` stays a kernel read.
+A user address kept in a variable or a map value, offset by arithmetic or read from user memory stays
+one, as bpftrace tracks it.
 bpftrace 0.17 reads the same fields correctly and is the oracle for them; it refuses struct copies past
 the stack limit (LLVM: "A call to built-in function 'memset' is not supported"), so those are checked
 against the values the program wrote.
@@ -109,3 +111,40 @@ def test_a_user_struct_past_the_stack_limit_is_copied_from_user_memory(program: 
     assert out.stdout == (f"Attaching 2 probes...\n{shown}\n"
                           "kbuf text in user memory|77|pointed-to user string|kbuf text in user memory\n"
                           f"\n\n@u: {shown}\n@v: {shown}\n")
+
+
+def test_user_addresses_kept_in_variables_and_maps_match_bpftrace(program: Path) -> None:
+    """A user address stored in a variable or a map value, or offset by arithmetic, stays a user address
+    (bpftrace keeps the address space of values); kernel values stay kernel ones. A ternary has no
+    address space (bpftrace 0.17): its casts take the probe's, user in uprobes."""
+    script = (f"{_write(16)} {{ $b = args->buf; $x = (uint64)args->buf; @s = args->buf; "
+              'printf("%d %d %d %s\\n", ((struct __kernel_timespec *)$b)->tv_sec, '
+              "((struct __kernel_timespec *)@s)->tv_nsec, ((struct __kernel_timespec *)($x + 8))->tv_sec, "
+              "str($b)); print(*(struct __kernel_timespec *)$b); $n = pid > 0 ? $x : 0; "
+              'printf("%d\\n", ((struct __kernel_timespec *)$n)->tv_sec); clear(@s); }\n'
+              f"uprobe:{program}:bpfkit_probe {{ $a = arg0; $p = (struct __kernel_timespec *)$a; @v = arg1; "
+              "$v = (struct bpf_verifier_log *)(@v + 0); $w = (uint64)$v->ubuf; $z = 1 ? arg0 : 0; "
+              'printf("%d %d %d %s|%s|%s\\n", $p->tv_sec, $v->len_max, '
+              "((struct __kernel_timespec *)$z)->tv_nsec, str($v->ubuf), str($w), "
+              "str(*(uint64 *)(arg1 + 16))); $t = curtask; $u = (uint64)curtask; "
+              'printf("%d %d\\n", ((struct task_struct *)$t)->tgid == (uint64)pid, '
+              "((struct task_struct *)$u)->tgid == (uint64)pid); clear(@v); }")
+    out = compare(["-c", str(program), "-e", script])
+    assert out == (f"Attaching 2 probes...\n12345 678000000 678000000 90\n{TS}\n0\n"
+                   "12345 77 678000000 pointed-to user string|pointed-to user string|pointed-to user string\n"
+                   "1 1\n\n\n\n\n")
+
+
+def test_values_read_from_user_memory_and_ternaries_are_read_as_bpftrace_reads_them(program: Path) -> None:
+    """An integer read through a user pointer is a user address (the C program's ``ubuf`` member); a
+    ternary has no address space: str() of it reads with the legacy helper (either space, as bpftrace
+    0.17), while a tracepoint cast of it is a kernel pointer (so bpftrace reads zeros there too)."""
+    script = (f"{_write(1064)} {{ $x = (uint64)args->buf + 16; $u = *(uint64 *)$x; "
+              'printf("%s|%s|%s|\\n", str(*(uint64 *)(args->buf + 16)), str(pid > 0 ? $u : 0), str($u)); '
+              'printf("%d\\n", ((struct bpf_verifier_log *)(pid > 0 ? (uint64)args->buf : 0))->len_max); }\n'
+              f"uprobe:{program}:bpfkit_probe {{ $u = *(uint64 *)(arg1 + 16); "
+              'printf("%s|%s\\n", str(1 ? $u : 0), '
+              "str(((struct bpf_verifier_log *)(1 ? arg1 : 0))->ubuf)); }")
+    out = compare(["-c", str(program), "-e", script])
+    text = "pointed-to user string"
+    assert out == f"Attaching 2 probes...\n{text}|{text}|{text}|\n0\n{text}|{text}\n\n\n"

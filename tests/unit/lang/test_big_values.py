@@ -12,7 +12,7 @@ from bpfkit.btf.marshal import BtfBuilder
 from bpfkit.btf.types import Array, Int, Member, Ptr, Struct
 from bpfkit.errors import CompileError
 from bpfkit.lang.big_values import BIG_MAP
-from bpfkit.lang.btftypes import MAX_STRUCT_COPY, MAX_STRUCT_VALUE
+from bpfkit.lang.btftypes import MAX_PERCPU_VALUE, MAX_STRUCT_COPY, MAX_STRUCT_VALUE
 from bpfkit.lang.codegen import Options, compile_script, no_formats
 from bpfkit.uapi.btf import IntEncoding
 from bpfkit.uapi.enums import Helper, MapType
@@ -117,3 +117,83 @@ def test_a_variable_holds_the_address_and_reads_at_each_use() -> None:
     script = compile_script("BEGIN { $b = *(struct big *)curtask; @p = $b.pid; }", no_formats,
                             options=Options(btf=lambda: SPEC))
     assert BIG_MAP not in dict(script.aux_maps)  # reading a member stages nothing
+
+
+def test_a_map_holding_a_big_struct_is_read_where_it_lies() -> None:
+    """Members of a map's big struct value (a variable, print, a condition, a keyed map, a pointer member
+    followed), the whole value copied to another map and printf'ed; a missing key reads as zeros."""
+    out = _run('@m = *(struct big *)curtask; @k[1] = *(struct big *)curtask; $x = @m.pid; print(@m.pid); '
+               'if (@m.pid == 4242) { printf("yes\\n"); } if (@m.pid == 1) { printf("no\\n"); } '
+               '@p = @k[1].comm; @z = @k[2].pid; @s = @m.self->pid; '
+               'printf("%d %s %u\\n", $x, @m.comm, @k[1].flags); @n = @m; @e = @k[5]; '
+               'printf("%s\\n", @k[1]);')
+    shown = _shown()
+    zeros = ",".join("0" * NVALS)
+    empty = f"{{ .pid = 0, .flags = 0, .comm = , .vals = [{zeros}], .self = 0 }}"
+    assert out == (f"4242\nyes\n4242 bigproc 7\n{shown}\n\n\n@e: {empty}\n@k[1]: {shown}\n@m: {shown}\n"
+                   f"@n: {shown}\n@p: bigproc\n@s: 4242\n@z: 0\n")
+
+
+def test_what_is_staged_at_once_fits_the_kernels_per_cpu_value_limit() -> None:
+    """The scratch value of one call (the event id and every argument) is at most PCPU_MIN_UNIT_SIZE:
+    the kernel refuses a larger per-CPU array value (E2BIG), so bpfkit refuses the call, at the call."""
+    assert MAX_STRUCT_COPY == MAX_PERCPU_VALUE - 8 == 32 * 1024 - 8
+    body = '$p = (struct huge *)curtask; printf("%s %s\\n", *$p, *$p);'
+    with pytest.raises(CompileError) as e:
+        compile_script("BEGIN { " + body + " }", no_formats, options=Options(btf=lambda: _spec(20000)))
+    lines = str(e.value).splitlines()
+    assert lines[0] == ("stdin:1:38-65: ERROR: the values of this call take 40008 bytes together (with the "
+                        "event's 8-byte id): more than the 32768 bytes of a per-CPU map value the kernel "
+                        "allows (PCPU_MIN_UNIT_SIZE), where they are assembled; print them in separate calls")
+    assert lines[2] == " " * 37 + "~" * 27
+    one = '$p = (struct huge *)curtask; printf("%d %s\\n", 1, *$p);'  # 8 + 8 + the struct
+    at_limit = compile_script("BEGIN { " + one + " }", no_formats,
+                              options=Options(btf=lambda: _spec(MAX_PERCPU_VALUE - 16)))
+    assert dict(at_limit.aux_maps)[BIG_MAP].value_size == MAX_PERCPU_VALUE
+    with pytest.raises(CompileError, match="take 32776 bytes together"):  # 32753 bytes: 32760 stored
+        compile_script("BEGIN { " + one + " }", no_formats,
+                       options=Options(btf=lambda: _spec(MAX_PERCPU_VALUE - 15)))
+
+
+@pytest.mark.parametrize("body", ["$b = *(struct big *)curtask; $c = 1 ? $b : $b; print($c);",
+                                  '@n = 1 ? *(struct big *)curtask : *(struct big *)curtask;'])
+def test_every_refusal_of_a_big_struct_gives_the_same_advice(body: str) -> None:
+    """The analysis (a variable) and code generation (a value with no address to stage from) say the
+    same thing: one predicate, one message (`big_values.too_big_message`)."""
+    with pytest.raises(CompileError) as e:
+        compile_script("BEGIN { " + body + " }", no_formats, options=Options(btf=lambda: SPEC))
+    first = str(e.value).splitlines()[0]
+    assert "ERROR: 'struct big' is 592 bytes: too large for " in first, first
+    assert first.endswith("; a struct this large can only be copied to a map (@x = ...), printed (print(), "
+                          "printf()) or read field by field, from where it lies (*ptr, ptr->member, or a "
+                          "variable or map holding it)"), first
+
+
+def test_a_map_holding_a_user_struct_is_read_as_kernel_memory() -> None:
+    """A struct read from user memory (a uprobe's pointer) and kept in a map lies in the map, kernel
+    memory: its members are read with bpf_probe_read_kernel. The VM's bpf_probe_read_user is made to
+    fail outside the fake user struct, as the kernel's does for kernel addresses."""
+    from bpfkit.vm.helpers import probe_read
+
+    def setup(vm: Vm) -> None:
+        _setup(vm)
+        base = ADDRESS[0]
+
+        def read_user(rt: object, dst: int, size: int, src: int, r4: int, r5: int) -> int:
+            if not base <= src < base + BIG_SIZE:
+                vm.mem.write_bytes(dst, bytes(size & 0xFFFFFFFF))
+                return -14  # -EFAULT
+            return probe_read(rt, dst, size, src, r4, r5)  # type: ignore[arg-type]
+
+        vm.register_helper(Helper.PROBE_READ_USER, read_user, "probe_read_user")
+
+    def ctx(provider: str) -> bytes:
+        regs = bytearray(168)  # struct pt_regs: arg0 is di, at 112
+        struct.pack_into("<Q", regs, 112, ADDRESS[0])
+        return bytes(regs)
+
+    out = run_script('uprobe:/bin/sh:main { @m = *(struct big *)arg0; @p = @m.pid; @c = @m.comm; '
+                     '$v = *(struct big *)arg0; @q = $v.pid; @n = @m; printf("%d\\n", @n.flags); }',
+                     btf=lambda: SPEC, setup=setup, ctx=ctx)
+    shown = _shown()
+    assert out == f"7\n\n\n@c: bigproc\n@m: {shown}\n@n: {shown}\n@p: 4242\n@q: 4242\n"

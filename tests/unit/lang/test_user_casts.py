@@ -193,3 +193,58 @@ def test_the_address_of_a_field_in_user_memory_is_a_user_pointer() -> None:
     out = _run('uprobe:/bin/x:f { $p = (struct ustr *)arg0; printf("%d %d %s\\n", *&$p->b, *&$p->in.y, '
                'str(&$p->name)); printf("%d\\n", *&curtask->pid); }')
     assert out == "42 -8 username\n4321\n\n\n"
+
+
+def test_variables_maps_and_arithmetic_keep_a_user_address_and_kernel_values_stay_kernel() -> None:
+    a = _analyze("tracepoint:syscalls:sys_enter_write { $b = args->buf; $c = $b + 8; @m = $b; "
+                 "$w = (uint32)$b; $p = (struct ustr *)@m; $t = curtask; $u = (uint64)curtask; "
+                 "$q = (struct task_struct *)$u; $n = 1 ? $b : 0; $f = ((struct ustr *)$b)->a; "
+                 "$kf = curtask->pid; } "
+                 "uprobe:/bin/x:f { $a = arg0; $l = 5; $s = (struct ustr *)$l; "
+                 "$k = (struct task_struct *)curtask; $ku = (uint64)curtask; $kp = (struct ustr *)$ku; "
+                 "$x = (struct ustr *)curtask->pid; }")
+    v, u = a.vars
+    assert v["b"].user and v["c"].user and v["w"].user and a.maps["m"].value.user
+    assert _chain(v["p"]) == [True, True]
+    assert _chain(v["t"]) == [False, False] and not v["u"].user and v["u"].kernel
+    assert _chain(v["q"]) == [False, False]
+    assert not v["n"].user and not v["n"].kernel  # as bpftrace 0.17: a ternary has no address space
+    assert v["f"].user and not v["kf"].user and v["kf"].kernel  # an integer field: its struct's space
+    # uprobes: a value of no known address space cast to a pointer is a user address; kernel ones stay
+    assert u["a"].user and _chain(u["s"]) == [True, True]
+    assert _chain(u["k"]) == [False, False] and _chain(u["kp"]) == [False, False]
+    assert _chain(u["x"]) == [False, False]
+
+
+def test_user_addresses_kept_in_variables_and_maps_are_read_from_user_memory() -> None:
+    out = _run("tracepoint:syscalls:sys_enter_write { $b = args->buf; $p = (struct ustr *)$b; "
+               '@m = args->buf; $c = (uint64)args->buf + 8; printf("%lld %d %s|%s|%d\\n", $p->a, '
+               "((struct ustr *)@m)->b, str(((struct ustr *)$b)->text), str($b + 12), *(int32 *)$c); "
+               "print(*(struct ustr *)$b); "
+               "$t = curtask; printf(\"%d\\n\", ((struct task_struct *)$t)->pid); } "
+               "uprobe:/bin/x:f { $a = arg0; $q = (struct ustr *)$a; @u = arg1; $big = (struct big *)@u; "
+               '$z = 1 ? arg0 : 0; printf("%d %d %d %s %d\\n", $q->b, $q->in.y, $big->vals[3], '
+               "str($big->text), ((struct ustr *)$z)->b); "
+               "printf(\"%s|%s\\n\", str(1 ? arg0 + 12 : 0), str(*(uint64 *)(arg0 + 32))); "
+               "$u = (uint64)curtask; printf(\"%d\\n\", ((struct task_struct *)$u)->pid);}")
+    base = ADDRESSES["user"]
+    shown = USTR.format(text=_signed(base + TEXT_AT), base=_signed(base))
+    assert out == (f"-5000000000 42 user text|username|42\n{shown}\n4321\n"
+                   f"42 -8 -41 user text 42\nusername|user text\n4321\n\n\n@m: {base}\n@u: {base + BIG_AT}\n")
+
+
+def test_a_ternary_of_user_addresses_has_no_address_space_outside_user_probes() -> None:
+    """As bpftrace 0.17: a tracepoint cast of a ternary reads kernel memory, so the user struct reads as
+    zeros (the VM, like the kernel, refuses a kernel read of a user address)."""
+    out = _run("tracepoint:syscalls:sys_enter_write { $n = pid >= 0 ? args->buf : 0; "
+               'printf("%d\\n", ((struct ustr *)$n)->b); }')
+    assert out == "0\n\n\n"
+
+
+def test_integers_read_through_user_pointers_are_user_addresses_and_ternaries_read_either_space() -> None:
+    """``*(uint64 *)user_address`` is a user address (as bpftrace); str() of a value of no address
+    space (a ternary) uses the legacy bpf_probe_read_str, which reads either space."""
+    out = _run("tracepoint:syscalls:sys_enter_write { $t = *(uint64 *)(args->buf + 32); "
+               'printf("%s|%s|%s\\n", str($t), str(pid >= 0 ? $t : 0), str(*(uint64 *)(args->buf + 32))); '
+               "$k = *(int32 *)curtask; printf(\"%d\\n\", $k); }")
+    assert out == "user text|user text|user text\n4321\n\n\n"
