@@ -120,15 +120,10 @@ def verify_file(data: bytes, name: str, *, section: str | None = None, type_name
 
 def _verify_spec(spec: ProgramSpec, maps: Mapping[str, Any], target: TargetBtf, log_level: int,
                  mem_size: int) -> VerifierResult:
-    """`verify_program` with the target BTF when the program needs it (`needs_target_btf`), and a
-    hint naming `--btf` when it needs one and there is none."""
-    from bpfkit.vm.machine import needs_target_btf, with_btf_hint
-
-    kernel_btf = target.get() if needs_target_btf(spec.type, spec.insns) else None
-    try:
-        return verify_program(spec, maps, log_level=log_level, mem_size=mem_size, btf=kernel_btf)
-    except VerificationError as err:
-        raise (with_btf_hint(err, target) if kernel_btf is None else err) from None
+    """`verify_program` with the target BTF when the program needs it, and a hint naming `--btf` when
+    it needs one and there is none (`TargetBtf.verify`, as `Vm.load` does)."""
+    return target.verify(spec.type, spec.insns, lambda btf: verify_program(
+        spec, maps, log_level=log_level, mem_size=mem_size, btf=btf))
 
 
 def annotate_log(log: str, lines: LineTable) -> str:

@@ -383,7 +383,9 @@ class VmProgram:
 
         `trace` (a callback or a list to append to) receives every executed instruction with the
         registers after it; it forces the interpreter. Faults raise `VmError` subclasses naming the
-        instruction.
+        instruction. A context that breaks a range the kernel guarantees and the verification assumes
+        (`VerifierResult.ctx_ranges`: an LSM hook's return value so far) is refused with `VmError`
+        before the run.
         """
         vm = self.vm
         if isinstance(trace, list):
@@ -394,6 +396,7 @@ class VmProgram:
         chosen = _available(chosen)
         limit = vm.budget if budget == "default" else budget
         verified = self.verified_for(len(data))  # outside the timed loop, like translation
+        _check_ctx_ranges(self.name, verified, ctx)
         if repeat < 1:
             repeat = 1
         context = vm._context(self.prog_type, bytes(data), ctx)
@@ -433,7 +436,7 @@ class VmProgram:
         """An interpreter stopped before the first instruction: call `step()` to advance, read `pc`
         and `regs` between steps; `retval` is set once it has finished."""
         vm = self.vm
-        self.verified_for(len(data))
+        _check_ctx_ranges(self.name, self.verified_for(len(data)), ctx)
         context = vm._context(self.prog_type, bytes(data), ctx)
         setup = context.setup(vm.mem, DATA_SLOT0)
         rt = vm._state(self.loaded, "interp", trace, vm.budget)
@@ -464,6 +467,10 @@ class VmProgram:
         except VerificationError as err:
             raise VmHelperError(f"bpf_tail_call: bpfkit's verifier refuses program {self.name!r} for "
                                 f"{size} bytes of data: {err.report.message}") from None
+        try:
+            _check_ctx_ranges(self.name, result, getattr(context, "buf", None))
+        except VmError as err:
+            raise VmHelperError(f"bpf_tail_call: {err.message}") from None
         if result is not None and sys.modules.get("bpfkit.vm.jit") is not None:
             self._use_jit_options(result)  # only the JIT can be running natively
 
@@ -498,19 +505,14 @@ def _checker(vm: Vm, insns: Sequence[Instruction] | bytes, prog_type: ProgType |
         extra = {"license": pspec.license, "expected_attach_type": pspec.expected_attach_type,
                  "line_info": {rec.index: (rec.file, rec.line, rec.text) for rec in pspec.lines},
                  "attach_to": pspec.attach_to or ""}
-    needs = needs_target_btf(prog_type, insns)
-    # A path given is read now (its errors belong to this call); the kernel's BTF is read only for a
-    # program that needs it, at its first verification.
-    target = TargetBtf.of(btf) if needs or btf is not None else None
+    target = TargetBtf.of(btf)  # a path given is read now: its errors belong to this call
 
     def check(mem_size: int) -> VerifierResult:
-        spec = target.get() if needs and target is not None else None
         try:
-            return verify(insns, prog_type=prog_type, maps=known, relocations=relocations,
-                          mem_size=mem_size, btf=spec, **extra)
+            return target.verify(prog_type, insns, lambda spec: verify(
+                insns, prog_type=prog_type, maps=known, relocations=relocations, mem_size=mem_size,
+                btf=spec, **extra))
         except VerificationError as err:
-            if needs and spec is None and target is not None:
-                err = with_btf_hint(err, target)
             raise _with_opt_out(err, prog_type) from None
 
     return check
@@ -548,6 +550,23 @@ class TargetBtf:
             self._spec, self._done = default_target_btf(), True
         return self._spec
 
+    def verify(self, prog_type: ProgType | None, insns: Sequence[Instruction] | bytes,
+               run: Callable[[Spec | None], VerifierResult]) -> VerifierResult:
+        """`run(btf)`, a verification of the program (`prog_type`, `insns`), with this target BTF when
+        its verification needs one (`needs_target_btf`; the kernel's is read only then), else None.
+        The one place that ties the two together: the verifier's refusal for want of it
+        (`Report.needs_btf`) gets a hint saying why there is none and how to give one."""
+        spec = self.get() if needs_target_btf(prog_type, insns) else None
+        try:
+            return run(spec)
+        except VerificationError as err:
+            if spec is not None or not err.report.needs_btf:
+                raise
+            hint = (f"{self.missing()}: pass one (a bpfkit.btf.Spec or a path to raw BTF) as btf= to "
+                    "Vm.load, target_btf= to Vm.load_object, or --btf PATH to `bpfkit vm run` / "
+                    "`bpfkit vm verify`")
+            raise VerificationError(replace(err.report, hint=hint)) from None
+
     def missing(self) -> str:
         """Why `get()` is None."""
         if self.given is False:
@@ -576,15 +595,22 @@ def needs_target_btf(prog_type: ProgType | None, insns: Sequence[Instruction] | 
                for op, src in pairs)
 
 
-def with_btf_hint(err: VerificationError, target: TargetBtf) -> VerificationError:
-    """`err`, when the verifier refused for want of the target BTF, with a hint saying why there was
-    none and how to give one."""
-    report = err.report
-    if "needs the kernel's BTF" not in report.message:  # `bpfkit.vm.verifier.btfmem.need_btf`
-        return err
-    hint = (f"{target.missing()}: pass one (a bpfkit.btf.Spec or a path to raw BTF) as btf= to Vm.load, "
-            "target_btf= to Vm.load_object, or --btf PATH to `bpfkit vm run` / `bpfkit vm verify`")
-    return VerificationError(replace(report, hint=hint))
+def _check_ctx_ranges(name: str, verified: VerifierResult | None, ctx: bytes | bytearray | None) -> None:
+    """Refuse a run's context that breaks a value range the verifier relied on because the kernel
+    guarantees it (`VerifierResult.ctx_ranges`: an LSM hook's return value so far), before anything
+    runs: the verified program's unchecked accesses may depend on it. A context too short to hold the
+    value is left to the run (reading it faults, as every context access is checked)."""
+    if verified is None or not ctx:
+        return
+    for rng in verified.ctx_ranges:
+        end = rng.offset + rng.size
+        if len(ctx) < end:
+            continue
+        value = int.from_bytes(ctx[rng.offset:end], "little", signed=True)
+        if not rng.lo <= value <= rng.hi:
+            raise VmError(f"program {name!r}: ctx bytes {rng.offset}..{end} (u64 slot {rng.offset // 8}: "
+                          f"{rng.what}) hold {value}, outside [{rng.lo}, {rng.hi}]: the kernel never "
+                          "passes such a value there, and the verification assumes it; pass one in range")
 
 
 def _with_opt_out(err: VerificationError, prog_type: ProgType | None) -> VerificationError:

@@ -14,16 +14,16 @@ import pytest
 from bpfkit._records import replace
 from bpfkit.btf import load_btf, marshal
 from bpfkit.btf.types import Func, FuncProto, Int, Member, Param, Ptr, Struct
-from bpfkit.errors import VerificationError, VmMemoryError
+from bpfkit.errors import VerificationError, VmError, VmMemoryError
 from bpfkit.isa import assemble
 from bpfkit.obj import MapSpec, ProgramSpec
 from bpfkit.obj.load import load_object
 from bpfkit.uapi.btf import IntEncoding
 from bpfkit.uapi.enums import AttachType, MapType, ProgType
 from bpfkit.uapi.insn import PseudoSrc
-from bpfkit.vm import Vm
+from bpfkit.vm import Vm, VmProgram
 from bpfkit.vm.machine import needs_target_btf
-from bpfkit.vm.verifier import VerifierResult, verify, verify_program
+from bpfkit.vm.verifier import VerifierResult, lsm, verify, verify_program
 from bpfkit.vm.verifier.lsm import MAX_ERRNO
 
 # ids: 1 int, 2 unsigned int, 3 struct file, 4 struct file *, 5 int(struct file *), 6..9 int hooks,
@@ -197,16 +197,35 @@ RETVAL_INDEX = """
 value the kernel passes ([-4095, 0]), not for what a VM caller may put in the context."""
 
 
-def test_proof_from_the_return_value_so_far_marks_nothing_proven_safe() -> None:
+MAP_ACCESS = 11
+"""The slot of RETVAL_INDEX's map value load (the map LD_IMM64 takes two)."""
+RETVAL = lsm.CtxRange(8, 8, -MAX_ERRNO, 0, "the return value so far of LSM hook file_open")
+
+
+def test_proof_from_the_return_value_so_far_is_kept_with_the_range_it_assumes() -> None:
+    """The map value load is proven safe from the return value's range, and the result says which
+    context value in which range the proof assumes (`ctx_ranges`), for the VM to enforce."""
     maps = {0: MapSpec(MapType.ARRAY, 4, 4096, 1, name="arr")}
-    assert run(RETVAL_INDEX, maps=maps).proven_safe == frozenset()
-    assert run(RETVAL_INDEX.replace("(r1 + 8)", "(r1 + 0)\nr6 = 0"), maps=maps).proven_safe
+    result = run(RETVAL_INDEX, maps=maps)
+    assert MAP_ACCESS in result.proven_safe
+    assert result.ctx_ranges == (RETVAL,)
+    # Not read: same range (the kernel guarantees it whatever the program reads).
+    assert run(RETVAL_INDEX.replace("(r1 + 8)", "(r1 + 0)\nr6 = 0"), maps=maps).ctx_ranges == (RETVAL,)
 
 
-@pytest.mark.parametrize("engine", ["fast", "interp"])
-def test_vm_checks_accesses_that_rely_on_the_return_value_so_far(engine: str) -> None:
-    """The VM runs such a program with its run-time checks on: a context the kernel would never pass
-    gives a clear memory error, and the kernel's values run."""
+def test_ctx_ranges_follow_the_hook() -> None:
+    """The slot is the one past the hook's last argument; a bool hook's range is [0, 1]; a void hook
+    (its return value ignored) and other program types assume nothing."""
+    (second,) = run("r0 = 0\nexit", "file_permission").ctx_ranges
+    assert (second.offset, second.size, second.lo, second.hi) == (16, 8, -MAX_ERRNO, 0)
+    assert "file_permission" in second.what
+    (boolean,) = run("r0 = 0\nexit", "inode_xattr_skipcap").ctx_ranges
+    assert (boolean.offset, boolean.lo, boolean.hi) == (8, 0, 1)
+    assert run("r0 = 0\nexit", "file_free_security").ctx_ranges == ()
+    assert verify(assemble("r0 = 0\nexit"), prog_type=ProgType.XDP).ctx_ranges == ()
+
+
+def _retval_program(engine: str) -> VmProgram:
     vm = Vm(engine=engine)  # type: ignore[arg-type]
     arr = vm.create_map(MapSpec(MapType.ARRAY, 4, 4096, 1, name="arr"))
     insns = [replace(i, imm=arr.fd) if i.src == PseudoSrc.MAP_FD and i.opcode == 0x18 else i
@@ -214,9 +233,46 @@ def test_vm_checks_accesses_that_rely_on_the_return_value_so_far(engine: str) ->
     spec = ProgramSpec.of(ProgType.LSM, insns, expected_attach_type=AttachType.LSM_MAC, attach_to="file_open")
     prog = vm.load(spec, btf=BTF)
     assert prog.verified
+    return prog
+
+
+@pytest.mark.parametrize("engine", ["fast", "interp"])
+def test_vm_refuses_a_context_outside_the_hook_range(engine: str) -> None:
+    """The VM runs the access proven from the return value's range unchecked (fast engine), so it
+    refuses, before running, a context the kernel would never pass: an out-of-range value never
+    reaches the access. The kernel's values run."""
+    prog = _retval_program(engine)
+    assert prog.verification is not None and MAP_ACCESS in prog.verification.proven_safe
     assert [prog.test_run(b"", struct.pack("<Qq", 0, r)).retval for r in (0, -1, -MAX_ERRNO)] == [0, 0, 0]
-    with pytest.raises(VmMemoryError, match="pc 11"):
-        prog.test_run(b"", struct.pack("<Qq", 0, 10**9))
+    for bad in (10**9, 1, -MAX_ERRNO - 1, -(1 << 63), (1 << 32) - 1):
+        for start in (prog.test_run, prog.debug):
+            with pytest.raises(VmError) as info:
+                start(b"", struct.pack("<Qq", 0, bad))
+            assert type(info.value) is VmError  # refused up front, not a fault of the run
+            message = str(info.value)
+            assert f"hold {bad}, outside [-4095, 0]" in message
+            assert "ctx bytes 8..16 (u64 slot 1: the return value so far of LSM hook file_open)" in message
+    # A context too short to hold the value: reading it faults (context accesses are always checked).
+    with pytest.raises(VmMemoryError, match="pc 0"):
+        prog.test_run(b"", bytes(8))
+
+
+@pytest.mark.parametrize("engine", ["fast", "interp"])
+def test_vm_refuses_the_context_at_a_tail_call_into_an_lsm_program(engine: str) -> None:
+    """A tail call into an LSM program verified for a hook with fewer arguments: the caller's context
+    holds another value in the callee's return-value slot, refused before the callee runs."""
+    prog = _retval_program(engine)
+    vm = prog.vm
+    jump = vm.create_map(MapSpec(MapType.PROG_ARRAY, 4, 4, 1, name="jump"))
+    prog.set_tail_call(jump, 0)
+    caller_insns = [replace(i, imm=jump.fd) if i.src == PseudoSrc.MAP_FD and i.opcode == 0x18 else i
+                    for i in assemble("r2 = map[id:0]\nr3 = 0\ncall bpf_tail_call\nr0 = -7\nexit")]
+    caller = vm.load(ProgramSpec.of(ProgType.LSM, caller_insns, expected_attach_type=AttachType.LSM_MAC,
+                                    attach_to="file_permission"), btf=BTF)
+    # mask 0 is in range for the callee, which runs (returns 0; the caller, had it not, -7).
+    assert caller.test_run(b"", struct.pack("<QQq", 0, 0, -1)).retval == 0
+    with pytest.raises(VmError, match=r"bpf_tail_call: .*hold 4, outside \[-4095, 0\]"):
+        caller.test_run(b"", struct.pack("<QQq", 0, 4, -1))  # mask 4 is the callee's slot 1
 
 
 def test_lsm_fixture_against_hand_built_btf() -> None:

@@ -190,3 +190,69 @@ def test_target_btf_reads_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     assert TargetBtf(given).get() is given and TargetBtf(False).get() is None
     assert TargetBtf.of(target) is target
     assert counter.calls == 1
+
+
+def test_needs_btf_refusal_is_marked_by_the_verifier() -> None:
+    """The verifier marks its refusals for want of the target BTF (`Report.needs_btf`) where it
+    raises them (BTF-typed context, kfunc call), and no other refusal."""
+    from bpfkit.vm.verifier import verify
+
+    kfunc = [Instruction(0x85, src=PseudoCall.KFUNC, imm=1234), *assemble("r0 = 0\nexit")]
+    for insns, prog_type in ((assemble("r0 = 0\nexit"), ProgType.TRACING), (kfunc, ProgType.XDP)):
+        with pytest.raises(VerificationError, match="needs the kernel's BTF") as info:
+            verify(insns, prog_type=prog_type)
+        assert info.value.report.needs_btf
+    for text, prog_type in (("r0 = *(u8 *)(r1 + 0)\nexit", None), ("exit", ProgType.XDP)):
+        with pytest.raises(VerificationError) as info:
+            verify(assemble(text), prog_type=prog_type)
+        assert not info.value.report.needs_btf
+
+
+def _refusing(message: str, needs_btf: bool) -> Any:
+    """A verification that refuses with `message`, marked `needs_btf` or not, recording its btf."""
+    from bpfkit.vm.verifier import Report
+
+    seen: list[Spec | None] = []
+
+    def run(btf: Spec | None) -> Any:
+        seen.append(btf)
+        raise VerificationError(Report(-1, message, "the verifier's hint", needs_btf=needs_btf))
+
+    run.seen = seen  # type: ignore[attr-defined]
+    return run
+
+
+def test_target_verify_hints_on_the_mark_not_the_text() -> None:
+    """`TargetBtf.verify` (what `Vm.load` and `bpfkit vm verify` share) adds its hint to a refusal the
+    verifier marked `needs_btf`, whatever its text, and leaves every other refusal as it was."""
+    plain = assemble("r0 = 0\nexit")
+    target = TargetBtf(False)
+    marked = _refusing("some refusal", needs_btf=True)
+    with pytest.raises(VerificationError) as info:
+        target.verify(ProgType.TRACING, plain, marked)
+    report = info.value.report
+    assert report.message == "some refusal" and report.needs_btf
+    assert report.hint.startswith("no target BTF was given (btf=False): pass one")
+    assert marked.seen == [None]
+    unmarked = _refusing("a TRACING program's context needs the kernel's BTF", needs_btf=False)
+    with pytest.raises(VerificationError) as info:
+        target.verify(ProgType.TRACING, plain, unmarked)
+    assert info.value.report.hint == "the verifier's hint"
+
+
+def test_target_verify_gives_the_btf_only_to_programs_needing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = _Counter()
+    monkeypatch.setattr(vm_objects, "default_target_btf", counter)
+    target = TargetBtf()
+    got: list[Spec | None] = []
+    plain = assemble("r0 = 0\nexit")
+    for prog_type in (ProgType.XDP, None):
+        target.verify(prog_type, plain, got.append)  # type: ignore[arg-type, func-returns-value]
+    assert got == [None, None] and counter.calls == 0
+    target.verify(ProgType.TRACING, plain, got.append)  # type: ignore[arg-type, func-returns-value]
+    assert got[-1] is not None and counter.calls == 1
+    # A refusal with the BTF given is the verifier's own: no hint about a missing one.
+    given = _refusing("marked", needs_btf=True)
+    with pytest.raises(VerificationError) as info:
+        TargetBtf(fentry_target()).verify(ProgType.TRACING, plain, given)
+    assert info.value.report.hint == "the verifier's hint" and given.seen[0] is not None

@@ -15,12 +15,14 @@ from bpfkit.isa.opcodes import Kind
 from bpfkit.obj.spec import ProgramSpec, RefKind
 from bpfkit.uapi.enums import AttachType, ProgType
 from bpfkit.uapi.insn import PseudoSrc
+from bpfkit.vm.verifier import lsm
 from bpfkit.vm.verifier.cfg import Program, check_stack_depth, check_structure
 from bpfkit.vm.verifier.check import Explorer
 from bpfkit.vm.verifier.ctxaccess import SUPPORTED
 from bpfkit.vm.verifier.env import COMPLEXITY_LIMIT_INSNS, Env
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.liveness import live_in
+from bpfkit.vm.verifier.lsm import CtxRange
 from bpfkit.vm.verifier.report import LineInfo, Log, build_report
 from bpfkit.vm.verifier.state import MapInfo, map_info
 
@@ -61,15 +63,18 @@ class VerifierResult:
     `bpfkit.vm.jit` (`JitOptions.proven_safe`): at such a slot the base register holds the real
     address of a host buffer that covers the access, PROVIDED the run matches what was verified: the
     same program type, and for raw memory at least `mem_size` bytes of data (the VM checks that
-    before entering native code). Slots never reached are not listed. None are listed when the proof
-    used a context value the kernel guarantees but a VM caller's context may not (an LSM program's
-    read of its hook's return value so far)."""
+    before entering native code), and a context that keeps `ctx_ranges` (the VM refuses one that
+    does not). Slots never reached are not listed."""
     mem_size: int = 0
     """The raw-memory size the program was verified for (`verify(mem_size=...)`)."""
     ctx_loads: frozenset[int] = frozenset()
     """Slots of loads that every verified path made from the context through the unmodified context
     pointer, at the instruction's offset and size (a field the program type may read). The JIT runs
     those that read plain bytes of the VM's context without a check (`bpfkit.vm.jit.native_ctx`)."""
+    ctx_ranges: tuple[CtxRange, ...] = ()
+    """Context values the proof may rely on because the kernel guarantees their range (an LSM int
+    hook's return value so far: `lsm.ctx_ranges`). The kernel never passes a context that breaks
+    them, so neither may a VM run: `VmProgram.test_run` refuses one (`VmError`)."""
 
 
 def _map_info(obj: Any, where: str) -> MapInfo:
@@ -169,10 +174,11 @@ def verify(program: Sequence[Instruction] | bytes | bytearray | memoryview, *,
                          f"peak_states {env.peak_states}")
     return VerifierResult(env.processed, env.states, env.peak_states, env.pruned, max_stack,
                           dict(env.stack_depth), tuple(prog.subprogs), log.text() if log else "",
-                          frozenset() if env.ctx_assumed else
                           frozenset(slot for slot, safe in env.access_safe.items() if safe),
                           mem_size if prog_type is None else 0,
-                          frozenset(slot for slot, ctx in env.ctx_load.items() if ctx))
+                          frozenset(slot for slot, ctx in env.ctx_load.items() if ctx),
+                          lsm.ctx_ranges(env.ctx_proto, env.attach_to) if prog_type == ProgType.LSM
+                          else ())
 
 
 def verify_program(spec: ProgramSpec, maps: Mapping[str, Any], *, log_level: int = 0,
@@ -203,4 +209,5 @@ def _refused(prog: Program | None, ref: Refusal, st: Any, line_info: LineInfo | 
     text = log.text() if log is not None else ""
     if prog is None:
         prog = Program([])
-    return VerificationError(build_report(prog, ref.insn, ref.message, ref.hint, st, line_info, text))
+    return VerificationError(build_report(prog, ref.insn, ref.message, ref.hint, st, line_info, text,
+                                          needs_btf=ref.needs_btf))

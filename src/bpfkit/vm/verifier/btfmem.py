@@ -48,9 +48,11 @@ def skip_modifiers(btf: Any, type_id: int) -> tuple[int, Type]:
 
 
 def need_btf(btf: Any, what: str) -> Any:
+    """`btf`; refused, marked `needs_btf` (see `Report.needs_btf`), when there is none."""
     if btf is None:
         raise Refusal(-1, f"{what} needs the kernel's BTF",
-                      "pass the target kernel's BTF to verify (btf=load_btf('/sys/kernel/btf/vmlinux'))")
+                      "pass the target kernel's BTF to verify (btf=load_btf('/sys/kernel/btf/vmlinux'))",
+                      needs_btf=True)
     return btf
 
 

@@ -65,9 +65,6 @@ class Env:
         self.next_id += 1
         return self.next_id
 
-    ctx_assumed: bool = False
-    """The program relied on a range of a context value that the kernel guarantees but a caller of the
-    VM could break (an LSM hook's return value so far): no access is then reported proven safe."""
     ctx_load: dict[int, bool] = field(default_factory=dict)
     """Slot -> whether every access checked there so far was a load from the context, through the
     unmodified context pointer (see `VerifierResult.ctx_loads`)."""

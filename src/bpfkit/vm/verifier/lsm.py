@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bpfkit._records import replace
+from bpfkit._records import record, replace
 from bpfkit.btf.types import Func, FuncProto
 from bpfkit.uapi.enums import AttachType, Helper, ProgType
 from bpfkit.vm.verifier.errors import Refusal
@@ -133,6 +133,29 @@ def retval_value(loaded: Reg, rng: tuple[int, int]) -> Reg:
     b = replace(b, s32_min=max(b.s32_min, lo), s32_max=min(b.s32_max, hi), smin=max(b.smin, lo),
                 smax=min(b.smax, hi))
     return replace(loaded, b=sync(b))
+
+
+@record
+class CtxRange:
+    """A context value the verifier took to lie in [`lo`, `hi`] because the kernel guarantees it: the
+    signed `size`-byte little-endian value at context offset `offset` (`what` names it). A run of the
+    verified program must pass a context that keeps it (the VM refuses others before running)."""
+
+    offset: int
+    size: int
+    lo: int
+    hi: int
+    what: str
+
+
+def ctx_ranges(proto: FuncProto | None, attach_to: str) -> tuple[CtxRange, ...]:
+    """The context values an LSM program may rely on: at an int hook, its return value so far (the
+    u64 slot past the last argument) in the hook's range; none at a void hook."""
+    rng = ret_range(proto, attach_to)
+    if proto is None or rng is None:
+        return ()
+    return (CtxRange(8 * len(proto.params), 8, rng[0], rng[1],
+                     f"the return value so far of LSM hook {hook_name(attach_to)}"),)
 
 
 def within_32(reg: Reg, rng: tuple[int, int]) -> bool:

@@ -390,8 +390,8 @@ def _btf_ctx(env: Env, regno: int, reg: Reg, off: int, size: int, write: bool, s
     value = loaded_value(size, signed)
     rng = lsm.ret_range(env.ctx_proto, env.attach_to) if is_lsm else None
     if rng is not None and size == 8 and lsm.is_retval_slot(env.ctx_proto, off):
-        # The hook's return value so far is in its range (a narrower read keeps only its bytes' range).
-        env.ctx_assumed = True  # the kernel guarantees it; a VM caller may not
+        # The hook's return value so far is in its range (a narrower read keeps only its bytes' range):
+        # the kernel guarantees it, and the VM refuses a context that breaks it (`lsm.ctx_ranges`).
         return lsm.retval_value(value, rng)
     return value
 

@@ -43,7 +43,8 @@ class Report:
     `path` the slots executed on the way there (the last MAX_PATH of them; `path_omitted` earlier
     ones), `decisions` the branches taken on that path, `registers` the register state of the
     innermost frame at the fault (name -> kernel-style description), `stack` its initialised stack
-    slots (offset -> description).
+    slots (offset -> description). `needs_btf` is set when the refusal is for want of the target
+    kernel's BTF (verify(btf=None) and the program needs it): a caller that can supply one may.
     """
 
     insn: int
@@ -58,6 +59,7 @@ class Report:
     stack: tuple[tuple[int, str], ...] = ()
     frame: int = 0
     log: str = ""
+    needs_btf: bool = False
 
     def __str__(self) -> str:
         where = f"insn {self.insn}" if self.insn >= 0 else "program"
@@ -150,7 +152,7 @@ def stack_slots(st: State) -> tuple[tuple[int, str], ...]:
 
 
 def build_report(prog: Program, insn: int, message: str, hint: str, st: State | None,
-                 line_info: LineInfo | None, log: str = "") -> Report:
+                 line_info: LineInfo | None, log: str = "", *, needs_btf: bool = False) -> Report:
     op = prog.ops[insn] if 0 <= insn < prog.nslots else None
     path: list[int] = []
     dropped = 0
@@ -166,7 +168,7 @@ def build_report(prog: Program, insn: int, message: str, hint: str, st: State | 
         frame = len(st.frames) - 1
     return Report(insn, message, hint, insn_text(op) if op is not None else "",
                   source_line(line_info, insn), tuple(path), dropped, tuple(edges), regs, stack, frame,
-                  log)
+                  log, needs_btf)
 
 
 class Log:
