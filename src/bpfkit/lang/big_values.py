@@ -168,9 +168,5 @@ def send(gen: ProbeGen, event: PrintfEvent, args: list[ast.Expr]) -> None:
             em.copy(pos, tmp, t.storage, dst_reg=R7)
             em.release(mark)
         pos += t.storage
-    b.ld_map(R1, EVENTS_MAP)
-    b.mov(R2, R7)
-    b.mov(R3, size)
-    b.mov(R4, 0)
-    b.call(Helper.RINGBUF_OUTPUT)
+    em.ringbuf_output_from(EVENTS_MAP, R7, size)
     b.label(skip)

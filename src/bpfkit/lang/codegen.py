@@ -437,11 +437,7 @@ class ProbeGen(ExprGen):
             b.call(read_str)
             b.st(8, R7, 8, i + 1)
         b.label(send)
-        b.ld_map(R1, EVENTS_MAP)
-        b.mov(R2, R7)
-        b.mov(R3, JOIN_SIZE)
-        b.mov(R4, 0)
-        b.call(Helper.RINGBUF_OUTPUT)
+        em.ringbuf_output_from(EVENTS_MAP, R7, JOIN_SIZE)
         b.label(done)
 
     def jump(self, label: str) -> None:

@@ -121,8 +121,17 @@ class Emitter:
         self.b.call(Helper.MAP_DELETE_ELEM)
 
     def ringbuf_output(self, symbol: str, off: int, size: int) -> None:
-        self.b.ld_map(R1, symbol)
+        """Send `size` bytes at stack offset `off` to ring buffer map `symbol`."""
         self.stack_ptr(R2, off)
+        self._output(symbol, size)
+
+    def ringbuf_output_from(self, symbol: str, reg: Reg, size: int) -> None:
+        """Send `size` bytes at the address in `reg` (a map value: a staged event) to `symbol`."""
+        self.b.mov(R2, reg)
+        self._output(symbol, size)
+
+    def _output(self, symbol: str, size: int) -> None:
+        self.b.ld_map(R1, symbol)
         self.b.mov(R3, size)
         self.b.mov(R4, 0)
         self.b.call(Helper.RINGBUF_OUTPUT)
