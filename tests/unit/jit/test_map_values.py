@@ -5,10 +5,11 @@ and every run gives what the interpreter gives (r0, map contents, or the same Vm
 Accesses that leave the value into a neighbouring one that is mapped too (array elements are
 contiguous in host memory; hash values may be) fault under the JIT exactly as in the interpreter
 (`bpfkit.vm.jit.value_origins`), however the pointer got there: constant offsets, scalar adds, paths
-that meet.
+that meet, spills to the stack and reloads (what may overwrite a spill makes the JIT forget it).
 
 Random programs (neighbouring values looked up or not, then a lookup, copies, constant and scalar
-adds, NULL tests, branches, calls, clobbers and accesses at offsets around the value) run in a child
+adds, NULL tests, branches, calls, clobbers, spills, reloads, stack stores and accesses at offsets
+around the value) run in a child
 process (`python test_map_values.py random`), so that an unsound proof that crashes native code fails
 the test instead of killing pytest.
 """
@@ -190,8 +191,27 @@ SHAPES = {
                                   .add(R.R0, R.R2).sub(R.R0, 1), -8),
     "paths that differ": lambda b, off: (b.mov(R.R1, 3).jmp("jgt", R.R1, 2, "big").add(R.R0, off - 4)
                                          .ja("join").label("big").add(R.R0, off + 4).label("join"), -4),
+    # Through an 8-byte stack slot: r0 is spilled, clobbered and reloaded.
+    "spill and reload": lambda b, off: (b.stx(8, R.R10, -16, R.R0).mov(R.R0, 0).ldx(8, R.R0, R.R10, -16),
+                                        off),
+    "spill, reload, copy and add": lambda b, off: (b.add(R.R0, 8).stx(8, R.R10, -24, R.R0).mov(R.R0, 0)
+                                                   .ldx(8, R.R1, R.R10, -24).mov(R.R0, R.R1), off - 8),
+    "spill, call and reload": lambda b, off: (b.stx(8, R.R10, -16, R.R0).call(Helper.GET_PRANDOM_U32)
+                                              .ldx(8, R.R0, R.R10, -16), off),
+    "spill, lookup and reload": lambda b, off: (lookup(b.stx(8, R.R10, -16, R.R0), 2)
+                                                .ldx(8, R.R0, R.R10, -16), off),
+    # An atomic add of 0 into the value itself (inside it: the frame is left alone) keeps the spill.
+    "spill, write the value and reload": lambda b, off: (b.stx(8, R.R10, -16, R.R0).mov(R.R1, 0)
+                                                         .atomic(8, AtomicOp.ADD, R.R0, 8, R.R1)
+                                                         .ldx(8, R.R0, R.R10, -16), off),
+    "spill, reload and scalar add": lambda b, off: (b.stx(8, R.R10, -16, R.R0).ldx(4, R.R1, R.R10, -4)
+                                                    .mov(R.R2, off + 8).add(R.R2, R.R1)
+                                                    .ldx(8, R.R0, R.R10, -16).add(R.R0, R.R2).sub(R.R0, 1),
+                                                    -8),
 }
-KNOWN = ("offset", "add", "copy, add and sub", "join", "helper call")
+KNOWN = ("offset", "add", "copy, add and sub", "join", "helper call", "spill and reload",
+         "spill, reload, copy and add", "spill, call and reload", "spill, lookup and reload",
+         "spill, write the value and reload")
 
 
 def neighbour_program(shape: str, offset: int, size: int) -> Builder:
@@ -254,6 +274,34 @@ def test_loops_over_elements_fault_at_the_first_crossing() -> None:
     assert "out of bounds" in Run(b, fill=True).error
 
 
+OVERWRITES = {
+    # Ways to put r6 (element 1 + 8) into the stack slot at r10 - 16 that held element 1's spill.
+    "store through another register": lambda b: b.mov(R.R2, R.R10).add(R.R2, -16).stx(8, R.R2, 0, R.R6),
+    "two 4-byte stores": lambda b: b.stx(4, R.R10, -16, R.R6).mov(R.R7, R.R6).alu("rsh", R.R7, 32)
+    .stx(4, R.R10, -12, R.R7),
+    "store of an unknown register": lambda b: b.mov(R.R7, R.R6).alu("or", R.R7, 0).stx(8, R.R10, -16, R.R7),
+    "atomic exchange": lambda b: b.atomic(8, AtomicOp.XCHG, R.R10, -16, R.R6),
+    "helper": lambda b: b.stx(8, R.R10, -24, R.R6).mov(R.R1, R.R10).add(R.R1, -16).mov(R.R2, 8)
+    .mov(R.R3, R.R10).add(R.R3, -24).call(Helper.PROBE_READ),
+    "subprogram": lambda b: b.mov(R.R1, R.R10).add(R.R1, -16).mov(R.R2, R.R6).call_local("sub"),
+}
+
+
+@pytest.mark.parametrize("how", OVERWRITES)
+def test_a_spill_is_forgotten_where_its_slot_may_be_overwritten(how: str) -> None:
+    """Element 1 is spilled, then its slot gets element 1 + 8 (`how`): the reload is at offset 8, so
+    the read at -8 is element 1's first word. Were the spill still believed (offset 0), that read
+    would go to Python as 8 bytes before the value and fault."""
+    b = lookup(Builder(), 1).jmp("jeq", R.R0, 0, "out").stx(8, R.R10, -16, R.R0).mov(R.R6, R.R0).add(R.R6, 8)
+    OVERWRITES[how](b).ldx(8, R.R1, R.R10, -16)
+    read = b.slot
+    b.ldx(8, R.R0, R.R1, -8).label("out").exit()
+    b.label("sub").stx(8, R.R1, 0, R.R2).exit()
+    run = Run(b)
+    assert run.retval == int.from_bytes(value_of(1, 16)[:8], "little")
+    assert read not in run.origins and read not in run.dynamic
+
+
 def adjacent_hash_values(m: VmMap) -> tuple[int, int, int] | None:
     """Keys k1, k2 of a hash map whose values lie close in host memory, k2's at k1's + delta
     (8 <= delta < 4096), with the smallest such delta; None if no two values are that close."""
@@ -267,8 +315,19 @@ def adjacent_hash_values(m: VmMap) -> tuple[int, int, int] | None:
     return int.from_bytes(k1, "little"), int.from_bytes(k2, "little"), delta
 
 
+HASH_POINTERS = {
+    # How the base pointer comes from k1's lookup (r0 after it).
+    "direct": lambda b: b,
+    "spill and reload": lambda b: b.stx(8, R.R10, -16, R.R0).mov(R.R0, 0).ldx(8, R.R1, R.R10, -16)
+    .mov(R.R0, R.R1),
+    "spill, call and reload": lambda b: b.stx(8, R.R10, -16, R.R0).call(Helper.KTIME_GET_NS)
+    .ldx(8, R.R0, R.R10, -16),
+}
+
+
 @pytest.mark.parametrize("per_cpu", [False, True], ids=["hash", "percpu_hash"])
-def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(per_cpu: bool) -> None:
+@pytest.mark.parametrize("how", HASH_POINTERS)
+def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(per_cpu: bool, how: str) -> None:
     """Hash values are separate buffers, but the allocator may put two side by side: reading past
     one (by the distance to the next) faults with the interpreter's message, on a VM set up alike."""
     spec = MapSpec(MapType.PERCPU_HASH if per_cpu else MapType.HASH, 4, 8, 64, name="h")
@@ -279,8 +338,8 @@ def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(per_cpu: b
     if found is None:
         pytest.skip("no two hash values were allocated within 4 KiB of each other")
     k1, k2, delta = found
-    b = lookup(lookup(Builder(), k2), k1).jmp("jeq", R.R0, 0, "out").ldx(8, R.R0, R.R0, delta)
-    b.label("out").exit()
+    b = HASH_POINTERS[how](lookup(lookup(Builder(), k2), k1).jmp("jeq", R.R0, 0, "out"))
+    b.ldx(8, R.R0, R.R0, delta).label("out").exit()
     interp_vm = Vm(seed=1)
     other = interp_vm.create_map(spec)
     fill_map(other, True)
@@ -420,6 +479,13 @@ Op = tuple[Any, ...]
 OFFSETS = st.one_of(st.integers(0, 15), st.integers(-20, 24), st.integers(-40, 56))
 accesses = st.tuples(st.sampled_from(["load", "store"]), BASES, OFFSETS,
                      st.sampled_from([1, 2, 4, 8]))
+SLOTS = st.sampled_from([-16, -24])
+stack = st.one_of(  # spills and reloads, and stores that may overwrite (part of) a spill
+    st.tuples(st.just("spill"), st.sampled_from(POINTERS), SLOTS),
+    st.tuples(st.just("reload"), st.sampled_from(POINTERS), SLOTS),
+    st.tuples(st.just("through the stack"), st.sampled_from(POINTERS), st.sampled_from(POINTERS), SLOTS),
+    st.tuples(st.just("stack store"), st.sampled_from([-20, -16, -12, -24]), st.sampled_from([4, 8])),
+)
 ops = st.one_of(
     accesses, accesses, accesses,
     st.tuples(st.just("atomic"), BASES, OFFSETS, st.sampled_from([4, 8])),
@@ -431,6 +497,7 @@ ops = st.one_of(
     st.tuples(st.just("branch"), st.integers(0, 3)),
     st.tuples(st.just("call"),),
     st.tuples(st.just("clobber"), st.sampled_from(POINTERS)),
+    stack,
 )
 
 
@@ -471,6 +538,14 @@ def random_program(key: int, tested: bool, steps: list[Op], neighbours: bool = F
             b.jmp("jgt", R.R4, op[1], f"b{i}").add(R.R4, 1).label(f"b{i}")
         elif kind == "call":
             b.call(Helper.GET_PRANDOM_U32)
+        elif kind == "spill":
+            b.stx(8, R.R10, op[2], op[1])
+        elif kind == "reload":  # NULL from a slot never written (the frame starts zeroed)
+            b.ldx(8, op[1], R.R10, op[2])
+        elif kind == "through the stack":  # a copy by a spill and a reload
+            b.stx(8, R.R10, op[3], op[2]).ldx(8, op[1], R.R10, op[3])
+        elif kind == "stack store":  # may overwrite (part of) a spill
+            b.st(op[2], R.R10, op[1], 0x5A)
         else:
             b.mov(op[1], 5)
     return b.label("out").mov(R.R0, R.R4).exit()

@@ -19,12 +19,14 @@ from the region's field list, and hands everything else (stores to hooked region
 Accesses through r10 at a constant offset inside the frame are proven safe by construction (r10 is
 read-only and always points at the current frame), as are the slots the caller lists in `proven_safe`:
 the caller promises that at those slots the base register always holds the real address of a plain
-(unhooked) host buffer covering the access, which is what `VerifierResult.proven_safe` proves.
-Accesses known to leave the map value their base points into (`origins`, from `value_origins`) skip
-the cache and go to Python, which rebuilds the interpreter's address from the value's start: in host
-memory such an access may land in a neighbouring value, which a check of "is it mapped" would allow.
-Accesses at an unknown offset from a lookup's value (`dynamic`) first compare the address with that
-value's bounds (the lookup stores its result in a data word) and go to Python the same way if outside.
+(unhooked) host buffer covering the access, which is what `VerifierResult.proven_safe` proves (or, for
+a program not verified, `map_values.proven_value_accesses`). A region check cannot tell one map value
+from the next (array elements are contiguous in host memory; hash values may be), while the interpreter
+gives each value a region of its own. So, in a program not verified, accesses known to leave the value
+their base points into (`origins`, from `value_origins`: through copies, adds and stack spills) skip
+the cache and go to Python, which rebuilds the interpreter's address from the value's start. Accesses
+at an unknown offset from a lookup's value (`dynamic`) first compare the address with that value's
+bounds (the lookup stores its result in a data word) and go to Python the same way if outside.
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ class CodeMark:
     name: str = ""
 
 
-class _Function:
-    """Reachable slots, block leaders and properties of one subprogram."""
+class Function:
+    """Reachable slots, block leaders and properties of one subprogram (its control-flow graph, which
+    the compiler and the map value analyses share: `function_graphs`)."""
 
     def __init__(self, program: LoadedProgram, entry: int) -> None:
         self.entry = entry
@@ -148,6 +151,16 @@ class _Function:
                 self.leaders.update(succ)
             todo.extend(succ)
         self.order = sorted(self.reach)
+
+
+def function_graphs(program: LoadedProgram) -> dict[int, Function]:
+    """Entry slot -> `Function` of each subprogram of `program`, built once and kept in its `cache`
+    (the graph depends only on the instructions, which never change)."""
+    graphs = program.cache.get("jit_functions")
+    if not isinstance(graphs, dict):
+        graphs = program.cache["jit_functions"] = {entry: Function(program, entry)
+                                                   for entry in program.functions}
+    return graphs
 
 
 def successors(step: Step) -> list[int]:
@@ -221,8 +234,8 @@ class Compiler:
         entry = Label("entry")
         a.bind(entry)
         self._entry_stub()
-        for entry_slot in self.program.functions:
-            self._function(_Function(self.program, entry_slot))
+        for fn in function_graphs(self.program).values():
+            self._function(fn)
         self._memslow()
         self._callx_resolver()
         code = a.assemble()
@@ -298,7 +311,7 @@ class Compiler:
         a.ret()
 
     # -- functions --------------------------------------------------------------------------------
-    def _function(self, fn: _Function) -> None:
+    def _function(self, fn: Function) -> None:
         a = self.a
         program = self.program
         self.fn = fn

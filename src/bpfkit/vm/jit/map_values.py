@@ -27,23 +27,116 @@ instruction that can be reached another way (more than one predecessor). Only a 
 a hash map's element (native code holds the GIL, so no other Python runs meanwhile), and array elements
 are never unmapped at all, so the value stays mapped wherever a proof reaches. Stores and atomics are
 proven only for maps that can never become read-only to programs.
+
+The pieces `value_origins` shares with this module are public here: the seeds (`seeds`, `Seed`,
+`may_seed`, `lookup_ids`), an access's base register (`access_base`), the register an atomic writes
+(`atomic_result`) and the access sizes (`ACCESS_SIZE`).
 """
 
 from __future__ import annotations
 
 from bpfkit._records import record
+from bpfkit.isa.instruction import Instruction
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, PseudoSrc, Source
 from bpfkit.vm import helpers
 from bpfkit.vm.jit.blockfacts import static_map_address
-from bpfkit.vm.jit.compile import _Function, successors
+from bpfkit.vm.jit.compile import Function, function_graphs, successors
 from bpfkit.vm.maps import ArrayMap, HashMap, PercpuArrayMap, PercpuHashMap, VmMap, map_by_address, maps_in
 from bpfkit.vm.memory import AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step
 
 BPF_F_RDONLY_PROG = 0x80
-_SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
+ACCESS_SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
+"""Bytes a load, store or atomic moves, by its size bits (`opcode & 0x18`)."""
 _STOPS = frozenset({Kind.CALL, Kind.CALLX, Kind.EXIT, Kind.LD_ABS, Kind.LD_IND, Kind.JCOND})
+_ARRAYS = (ArrayMap, PercpuArrayMap)
+_HASHES = (HashMap, PercpuHashMap)
+
+
+@record
+class Seed:
+    """An instruction that leaves in `reg` a pointer `offset` bytes into a value of `vm_map` (module
+    docstring): a lookup (r0, offset 0, possibly NULL) or an LD_IMM64 of an array map value."""
+
+    slot: int
+    vm_map: VmMap
+    reg: int
+    offset: int
+    lookup: bool
+
+    @property
+    def size(self) -> int:
+        """The value's size."""
+        return self.vm_map.value_size
+
+    @property
+    def hash(self) -> bool:
+        """A hash map's value (a helper may delete it)."""
+        return type(self.vm_map) in _HASHES
+
+
+def lookup_ids(loaded: LoadedProgram) -> set[int]:
+    """The helper ids at which `loaded` calls the VM's own bpf_map_lookup_elem."""
+    return {hid for hid, fn in loaded.helpers.items() if fn is helpers.map_lookup_elem}
+
+
+def may_seed(loaded: LoadedProgram, lookups: set[int]) -> bool:
+    """Whether any instruction of `loaded` may be a seed (else the control-flow work can be spared)."""
+    for step in loaded.steps:
+        if step is None:
+            continue
+        if step.kind is Kind.CALL:
+            if step.insn.src == 0 and step.insn.imm in lookups:
+                return True
+        elif step.kind is Kind.LD_IMM64 and step.insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE):
+            return True
+    return False
+
+
+def seeds(loaded: LoadedProgram, mem: AddressSpace, fn: Function, lookups: set[int]) -> dict[int, Seed]:
+    """The seeds of the subprogram `fn`, by slot, in slot order (module docstring)."""
+    out: dict[int, Seed] = {}
+    steps = loaded.steps
+    for slot in fn.order:
+        step = steps[slot]
+        assert step is not None
+        insn = step.insn
+        if step.kind is Kind.CALL and insn.src == 0 and insn.imm in lookups:
+            address = static_map_address(steps, fn.leaders, slot)
+            vm_map = map_by_address(mem, address) if address is not None else None
+            if vm_map is not None and type(vm_map) in (*_ARRAYS, *_HASHES):
+                out[slot] = Seed(slot, vm_map, 0, 0, True)
+        elif step.kind is Kind.LD_IMM64 and insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE) \
+                and step.value is not None and insn.dst != 10:
+            region = mem.region_of(step.value)
+            owner = _owner(mem, region)
+            if owner is not None and region is not None and type(owner) in _ARRAYS:
+                out[slot] = Seed(slot, owner, insn.dst, step.value - region.base, False)
+    return out
+
+
+def access_base(step: Step) -> tuple[int, bool] | None:
+    """The base register of a load, store or atomic and whether it writes memory; None for others."""
+    insn, kind = step.insn, step.kind
+    if kind is Kind.LDX:
+        return insn.src, False
+    if kind in (Kind.ST, Kind.STX):
+        return insn.dst, True
+    if kind is Kind.ATOMIC:
+        return (insn.src, False) if insn.imm == AtomicOp.LOAD_ACQ else (insn.dst, True)
+    return None
+
+
+def atomic_result(insn: Instruction) -> int | None:
+    """The register an atomic writes (its loaded or fetched value), or None."""
+    if insn.imm == AtomicOp.LOAD_ACQ:
+        return insn.dst
+    if insn.imm == AtomicOp.CMPXCHG:
+        return 0
+    if insn.imm & ATOMIC_FETCH:
+        return insn.src
+    return None
 
 
 @record
@@ -54,53 +147,31 @@ class _Value:
     writable: bool
 
 
-def _map_value(vm_map: VmMap | None) -> _Value | None:
-    if vm_map is None or type(vm_map) not in (ArrayMap, PercpuArrayMap, HashMap, PercpuHashMap):
-        return None
+def _map_value(vm_map: VmMap) -> _Value:
     writable = not (vm_map.spec.flags & BPF_F_RDONLY_PROG) and not vm_map.name.endswith(".rodata")
     return _Value(vm_map.value_size, writable)
 
 
 def proven_value_accesses(loaded: LoadedProgram, mem: AddressSpace) -> frozenset[int]:
     """Slots of `loaded` whose memory access is proven inside a map value (module docstring)."""
-    lookup_ids = {hid for hid, fn in loaded.helpers.items() if fn is helpers.map_lookup_elem}
+    lookups = lookup_ids(loaded)
     out: set[int] = set()
     steps = loaded.steps
-    if not any(_may_seed(step, lookup_ids) for step in steps):
+    if not may_seed(loaded, lookups):
         return frozenset()  # no seed: spare the control-flow work
-    for entry in loaded.functions:
-        fn = _Function(loaded, entry)
+    for entry, fn in function_graphs(loaded).items():
+        found = seeds(loaded, mem, fn, lookups)
+        if not found:
+            continue
         preds: dict[int, int] = {entry: 1}  # the caller reaches the entry
         for slot in fn.reach:
             step = steps[slot]
             assert step is not None
             for succ in successors(step):
                 preds[succ] = preds.get(succ, 0) + 1
-        for slot in fn.order:
-            step = steps[slot]
-            assert step is not None
-            insn = step.insn
-            if step.kind is Kind.CALL and insn.src == 0 and insn.imm in lookup_ids:
-                address = static_map_address(steps, fn.leaders, slot)
-                value = _map_value(map_by_address(mem, address)) if address is not None else None
-                if value is not None:
-                    _walk(loaded, preds, slot, {0: 0}, False, value, out)
-            elif step.kind is Kind.LD_IMM64 and insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE) \
-                    and step.value is not None and insn.dst != 10:
-                region = mem.region_of(step.value)
-                owner = _owner(mem, region)
-                value = _map_value(owner) if type(owner) in (ArrayMap, PercpuArrayMap) else None
-                if value is not None and region is not None:
-                    _walk(loaded, preds, slot, {insn.dst: step.value - region.base}, True, value, out)
+        for slot, seed in found.items():
+            _walk(loaded, preds, slot, {seed.reg: seed.offset}, not seed.lookup, _map_value(seed.vm_map), out)
     return frozenset(out)
-
-
-def _may_seed(step: Step | None, lookup_ids: set[int]) -> bool:
-    if step is None:
-        return False
-    if step.kind is Kind.CALL:
-        return step.insn.src == 0 and step.insn.imm in lookup_ids
-    return step.kind is Kind.LD_IMM64 and step.insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE)
 
 
 def _owner(mem: AddressSpace, region: object) -> VmMap | None:
@@ -164,22 +235,15 @@ def _null_test(step: Step, regs: dict[int, int]) -> bool | None:
 
 
 def _access(step: Step, regs: dict[int, int], nonnull: bool, value: _Value, out: set[int]) -> None:
-    insn, kind = step.insn, step.kind
-    size = _SIZE[insn.opcode & 0x18]
-    if kind is Kind.LDX:
-        base, write = insn.src, False
-    elif kind in (Kind.ST, Kind.STX):
-        base, write = insn.dst, True
-    elif kind is Kind.ATOMIC:
-        load = insn.imm == AtomicOp.LOAD_ACQ
-        base, write = (insn.src, False) if load else (insn.dst, True)
-    else:
+    access = access_base(step)
+    if access is None:
         return
+    base, write = access
     start = regs.get(base)
     if start is None or not nonnull or base == 10 or (write and not value.writable):
         return
-    offset = start + insn.off
-    if 0 <= offset and offset + size <= value.size:
+    offset = start + step.insn.off
+    if 0 <= offset and offset + ACCESS_SIZE[step.insn.opcode & 0x18] <= value.size:
         out.add(step.slot)
 
 
@@ -198,9 +262,6 @@ def _transfer(step: Step, regs: dict[int, int]) -> None:
     elif kind in (Kind.END, Kind.LDX, Kind.LD_IMM64):
         regs.pop(insn.dst, None)
     elif kind is Kind.ATOMIC:
-        if insn.imm == AtomicOp.LOAD_ACQ:
-            regs.pop(insn.dst, None)
-        elif insn.imm == AtomicOp.CMPXCHG:
-            regs.pop(0, None)
-        elif insn.imm & ATOMIC_FETCH:
-            regs.pop(insn.src, None)
+        written = atomic_result(insn)
+        if written is not None:
+            regs.pop(written, None)
