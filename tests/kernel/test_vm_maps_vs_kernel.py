@@ -283,6 +283,26 @@ def test_stack_trace_create_checks() -> None:
             Vm().create_map(spec)
 
 
+@pytest.mark.parametrize("map_type", [MapType.ARRAY, MapType.PERCPU_ARRAY])
+@pytest.mark.parametrize(("key_size", "value_size", "max_entries"), [
+    (4, 8, 1), (4, 0, 1), (4, 8, 0), (8, 8, 1), (0, 8, 1),
+    (4, 32761, 1), (4, 32768, 1), (4, 32769, 1), (4, 1 << 31, 1)])
+def test_array_create_checks(map_type: MapType, key_size: int, value_size: int, max_entries: int) -> None:
+    """array_map_alloc_check: both accept, or both refuse (with the kernel's errno in the VM's message).
+    value_size 1 << 31 is refused (E2BIG) before anything is allocated, in both."""
+    spec = MapSpec(map_type, key_size, value_size, max_entries, name="a")
+    try:
+        Map.create(spec).close()
+        kernel: str | None = None
+    except KernelError as e:
+        kernel = errno.errorcode[e.errno or 0]
+    if kernel is None:
+        Vm().create_map(spec)
+        return
+    with pytest.raises(BpfkitError, match=kernel):
+        Vm().create_map(spec)
+
+
 # -- checksum helpers -----------------------------------------------------------------------------
 def _ipv4_udp() -> bytes:
     payload = b"hello, checksum!"

@@ -33,6 +33,10 @@ BPF_F_CURRENT_CPU = 0xFFFFFFFF
 ENOENT, EEXIST, E2BIG, EINVAL, EAGAIN, EBUSY = (errno.ENOENT, errno.EEXIST, errno.E2BIG, errno.EINVAL,
                                                  errno.EAGAIN, errno.EBUSY)
 
+PCPU_MIN_UNIT_SIZE = 32 << 10
+"""Largest value (rounded up to 8 bytes) of a per-CPU array map (kernel/bpf/arraymap.c)."""
+ARRAY_VALUE_SIZE_MAX = 0x7FFFFFFF
+"""Largest value_size of an array map: INT_MAX, the kernel's guard against overflow when rounding it up."""
 
 _BY_FD: weakref.WeakKeyDictionary[AddressSpace, weakref.WeakValueDictionary[int, VmMap]] = \
     weakref.WeakKeyDictionary()
@@ -118,7 +122,8 @@ class VmMap:
 
     def _validate(self) -> None:
         if self.spec.max_entries <= 0 and self.spec.type is not MapType.PERF_EVENT_ARRAY:
-            raise VmError(f"map {self.name!r}: max_entries must be positive")
+            raise VmError(f"map {self.name!r}: max_entries {self.spec.max_entries}: max_entries must be "
+                          "positive (the kernel refuses 0 with EINVAL)")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.spec.type.name}>"
@@ -196,7 +201,18 @@ class ArrayMap(VmMap):
     def _validate(self) -> None:
         super()._validate()
         if self.spec.key_size != 4:
-            raise VmError(f"map {self.name!r}: array maps need key_size 4")
+            raise VmError(f"map {self.name!r}: key_size {self.spec.key_size}: array maps need key_size 4 "
+                          "(the kernel refuses others with EINVAL)")
+        vs = self.spec.value_size
+        if vs <= 0:
+            raise VmError(f"map {self.name!r}: value_size {vs}: array maps need a positive value_size "
+                          "(the kernel refuses 0 with EINVAL)")
+        if self.per_cpu and (vs + 7) // 8 * 8 > PCPU_MIN_UNIT_SIZE:
+            raise VmError(f"map {self.name!r}: value_size {vs} is too large for a per-CPU array: the kernel "
+                          f"refuses a value rounded up to 8 bytes above {PCPU_MIN_UNIT_SIZE} with E2BIG")
+        if vs > ARRAY_VALUE_SIZE_MAX:
+            raise VmError(f"map {self.name!r}: value_size {vs} is too large for an array: the kernel "
+                          f"refuses more than {ARRAY_VALUE_SIZE_MAX} (INT_MAX) with E2BIG")
         copies = self.ncpus if self.per_cpu else 1
         self.storage = [bytearray(self.spec.value_size * self.spec.max_entries) for _ in range(copies)]
         for key, value in self.spec.contents:

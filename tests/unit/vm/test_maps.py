@@ -189,3 +189,38 @@ def test_map_fds_in_ld_imm64(engine: str) -> None:
 def test_unsupported_map_type() -> None:
     with pytest.raises(VmError, match="not supported"):
         Vm().create_map(MapSpec(MapType.SOCKMAP, 4, 4, 4, name="t"))
+
+
+# -- creation checks of array maps (kernel/bpf/arraymap.c: array_map_alloc_check) ----------------------
+@pytest.mark.parametrize("map_type", [MapType.ARRAY, MapType.PERCPU_ARRAY])
+@pytest.mark.parametrize(("key_size", "value_size", "max_entries", "field"), [
+    (4, 0, 1, "value_size 0"),
+    (4, 8, 0, "max_entries"),
+    (8, 8, 1, "key_size 8"),
+    (0, 8, 1, "key_size 0"),
+])
+def test_array_create_refuses_what_the_kernel_refuses(map_type: MapType, key_size: int, value_size: int,
+                                                      max_entries: int, field: str) -> None:
+    with pytest.raises(VmError, match=field):
+        Vm().create_map(MapSpec(map_type, key_size, value_size, max_entries, name="a"))
+
+
+@pytest.mark.parametrize(("value_size", "ok"), [(32760, True), (32761, True), (32768, True),
+                                                (32769, False), (1 << 20, False)])
+def test_percpu_array_value_size_limit(value_size: int, ok: bool) -> None:
+    spec = MapSpec(MapType.PERCPU_ARRAY, 4, value_size, 1, name="p")
+    if ok:
+        p = Vm().create_map(spec)
+        assert p.lookup(b"\0\0\0\0") == [bytes(value_size)] * p.ncpus
+        return
+    with pytest.raises(VmError, match=f"value_size {value_size} .*per-CPU.*32768.*E2BIG"):
+        Vm().create_map(spec)
+
+
+def test_array_value_size_limit_is_int_max() -> None:
+    # Refused before any storage is allocated; the kernel's limit for plain arrays is INT_MAX, so a
+    # value far above the per-CPU limit is still fine there.
+    with pytest.raises(VmError, match=r"value_size 2147483648 .*INT_MAX.*E2BIG"):
+        Vm().create_map(MapSpec(MapType.ARRAY, 4, 1 << 31, 1, name="big"))
+    a = Vm().create_map(MapSpec(MapType.ARRAY, 4, 1 << 16, 2, name="ok"))
+    assert a.lookup(b"\1\0\0\0") == bytes(1 << 16)

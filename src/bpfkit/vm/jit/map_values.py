@@ -41,7 +41,7 @@ from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, PseudoSrc, Source
 from bpfkit.vm import helpers
 from bpfkit.vm.jit.blockfacts import static_map_address
-from bpfkit.vm.jit.compile import Function, function_graphs, successors
+from bpfkit.vm.jit.cfg import Function, function_graphs, successors
 from bpfkit.vm.maps import ArrayMap, HashMap, PercpuArrayMap, PercpuHashMap, VmMap, map_by_address, maps_in
 from bpfkit.vm.memory import AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step

@@ -41,7 +41,7 @@ from bpfkit._records import field, record
 from bpfkit.isa.opcodes import Kind
 from bpfkit.uapi.insn import MAX_BPF_STACK, AluOp, InsnClass, Source
 from bpfkit.vm import helpers
-from bpfkit.vm.jit.compile import function_graphs, successors
+from bpfkit.vm.jit.cfg import function_graphs, successors
 from bpfkit.vm.jit.map_values import (
     ACCESS_SIZE,
     Seed,
