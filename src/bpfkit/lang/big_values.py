@@ -58,7 +58,7 @@ def too_big_message(t: Type, what: str | None = None) -> str:
             "ptr->member, or a variable or map holding it)")
 
 
-def in_user_memory(type_of: Callable[[ast.Expr], Type], e: ast.Expr) -> bool:
+def lies_in_user_memory(type_of: Callable[[ast.Expr], Type], e: ast.Expr) -> bool:
     """Whether big struct `e` (of types `type_of`) lies in user memory: a user struct read through a
     pointer or a variable holding its address; never a map's value (nor a member of one): kernel memory."""
     while isinstance(e, ast.FieldAccess) and is_big(type_of(e.expr)):
@@ -74,8 +74,9 @@ def map_value_addr(gen: ExprGen, m: ast.Map) -> None:
     done = em.label("bigmap")
     em.lookup(m.name, key)
     b.jmp("jne", R0, 0, done)  # the verifier wants the null check before any arithmetic on r0
-    b.mov(R0, 0)
     b.label(done)
+
+
 def _stage(gen: ProbeGen, size: int, span: Span | None) -> str:
     """r7 = this CPU's scratch value (at least `size` bytes); returns the label to jump to when the
     lookup fails (it never does for an array's only element, but the verifier wants the check).
@@ -110,7 +111,7 @@ def _read_into(gen: ProbeGen, e: ast.Expr, at: int) -> None:
     b.mov(R1, R7)
     b.add(R1, at)
     b.mov(R2, t.size)
-    b.call(Helper.PROBE_READ_USER if in_user_memory(gen.type_of, e) else Helper.PROBE_READ_KERNEL)
+    b.call(Helper.PROBE_READ_USER if lies_in_user_memory(gen.type_of, e) else Helper.PROBE_READ_KERNEL)
 
 
 def stageable(gen: ProbeGen, e: ast.Expr) -> bool:

@@ -9,7 +9,7 @@ structs copied as values (``@x = curtask->se.load``) and the members of such cop
 from __future__ import annotations
 
 from bpfkit.lang import ast
-from bpfkit.lang.big_values import in_user_memory, is_big
+from bpfkit.lang.big_values import is_big, lies_in_user_memory
 from bpfkit.lang.emit import R0, R1, R2, R3, R6, R10, Emitter
 from bpfkit.lang.semantic import Analysis
 from bpfkit.lang.tracepoint_format import TracepointFormat
@@ -167,7 +167,7 @@ class ArrayGen:
         not be 8-byte aligned on the stack)."""
         info = self.analysis.fields[id(e)]
         self.member_addr(e)
-        user = self.big_base(e) and in_user_memory(self.type_of, e.expr)
+        user = self.big_base(e) and lies_in_user_memory(self.type_of, e.expr)
         self.read_int(info.size, info.type.signed, user, info.bit_shift, info.bit_size)
 
     def member_copy(self, e: ast.FieldAccess, out: int) -> None:
@@ -179,7 +179,7 @@ class ArrayGen:
         b.mov(R3, R0)
         self.em.stack_ptr(R1, out)
         b.mov(R2, min(size, t.storage - 1) if t.kind is Kind.STR else size)
-        user = self.big_base(e) and in_user_memory(self.type_of, e.expr)
+        user = self.big_base(e) and lies_in_user_memory(self.type_of, e.expr)
         b.call(Helper.PROBE_READ_USER if user else Helper.PROBE_READ_KERNEL)
 
     def btf_pointer(self, e: ast.Expr, null: str) -> None:
