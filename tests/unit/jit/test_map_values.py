@@ -325,12 +325,13 @@ HASH_POINTERS = {
 }
 
 
-@pytest.mark.parametrize("per_cpu", [False, True], ids=["hash", "percpu_hash"])
+@pytest.mark.parametrize("map_type", [MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
+                                      MapType.LRU_PERCPU_HASH], ids=lambda t: t.name.lower())
 @pytest.mark.parametrize("how", HASH_POINTERS)
-def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(per_cpu: bool, how: str) -> None:
+def test_a_hash_value_next_to_another_in_host_memory_is_not_reachable(map_type: MapType, how: str) -> None:
     """Hash values are separate buffers, but the allocator may put two side by side: reading past
     one (by the distance to the next) faults with the interpreter's message, on a VM set up alike."""
-    spec = MapSpec(MapType.PERCPU_HASH if per_cpu else MapType.HASH, 4, 8, 64, name="h")
+    spec = MapSpec(map_type, 4, 8, 64, name="h")
     jit_vm = Vm(seed=1)
     m = jit_vm.create_map(spec)
     fill_map(m, True)

@@ -42,7 +42,17 @@ from bpfkit.uapi.insn import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, Ps
 from bpfkit.vm import helpers
 from bpfkit.vm.jit.blockfacts import static_map_address
 from bpfkit.vm.jit.cfg import Function, function_graphs, successors
-from bpfkit.vm.maps import ArrayMap, HashMap, PercpuArrayMap, PercpuHashMap, VmMap, map_by_address, maps_in
+from bpfkit.vm.maps import (
+    ArrayMap,
+    HashMap,
+    LruHashMap,
+    LruPercpuHashMap,
+    PercpuArrayMap,
+    PercpuHashMap,
+    VmMap,
+    map_by_address,
+    maps_in,
+)
 from bpfkit.vm.memory import AddressSpace
 from bpfkit.vm.program import LoadedProgram, Step
 
@@ -52,6 +62,9 @@ ACCESS_SIZE = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
 _STOPS = frozenset({Kind.CALL, Kind.CALLX, Kind.EXIT, Kind.LD_ABS, Kind.LD_IND, Kind.JCOND})
 _ARRAYS = (ArrayMap, PercpuArrayMap)
 _HASHES = (HashMap, PercpuHashMap)
+# Never proven (their native helpers go through Python), but their values are laid out as hash values:
+# `value_origins` must see them to keep a crossing access from reaching a neighbour.
+_LRU_HASHES = (LruHashMap, LruPercpuHashMap)
 
 
 @record
@@ -73,7 +86,7 @@ class Seed:
     @property
     def hash(self) -> bool:
         """A hash map's value (a helper may delete it)."""
-        return type(self.vm_map) in _HASHES
+        return type(self.vm_map) in (*_HASHES, *_LRU_HASHES)
 
 
 def lookup_ids(loaded: LoadedProgram) -> set[int]:
@@ -94,8 +107,11 @@ def may_seed(loaded: LoadedProgram, lookups: set[int]) -> bool:
     return False
 
 
-def seeds(loaded: LoadedProgram, mem: AddressSpace, fn: Function, lookups: set[int]) -> dict[int, Seed]:
-    """The seeds of the subprogram `fn`, by slot, in slot order (module docstring)."""
+def seeds(loaded: LoadedProgram, mem: AddressSpace, fn: Function, lookups: set[int], *,
+          lru: bool = False) -> dict[int, Seed]:
+    """The seeds of the subprogram `fn`, by slot, in slot order (module docstring); `lru` adds the
+    lookups of LRU hash maps (whose values are never proven, but must be followed)."""
+    kinds = (*_ARRAYS, *_HASHES, *(_LRU_HASHES if lru else ()))
     out: dict[int, Seed] = {}
     steps = loaded.steps
     for slot in fn.order:
@@ -105,7 +121,7 @@ def seeds(loaded: LoadedProgram, mem: AddressSpace, fn: Function, lookups: set[i
         if step.kind is Kind.CALL and insn.src == 0 and insn.imm in lookups:
             address = static_map_address(steps, fn.leaders, slot)
             vm_map = map_by_address(mem, address) if address is not None else None
-            if vm_map is not None and type(vm_map) in (*_ARRAYS, *_HASHES):
+            if vm_map is not None and type(vm_map) in kinds:
                 out[slot] = Seed(slot, vm_map, 0, 0, True)
         elif step.kind is Kind.LD_IMM64 and insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE) \
                 and step.value is not None and insn.dst != 10:

@@ -84,7 +84,7 @@ def value_origins(loaded: LoadedProgram, mem: AddressSpace) -> ValueOrigins:
     if not may_seed(loaded, lookups):
         return out
     for entry, fn in function_graphs(loaded).items():
-        found = seeds(loaded, mem, fn, lookups)
+        found = seeds(loaded, mem, fn, lookups, lru=True)
         if not found:
             continue
         states: dict[int, State] = {entry: {}}
