@@ -15,6 +15,7 @@ from bpfkit._records import record as record_class
 from bpfkit._records import replace
 from bpfkit.errors import BtfError
 from bpfkit.lang.types import STRING, STRLEN, Kind, StructMember, Type, array_of, int_type, pointer_to, record
+from bpfkit.uapi.limits import PCPU_MIN_UNIT_SIZE
 
 if TYPE_CHECKING:
     # Imported at run time only by the functions that are handed a Spec (which has loaded the BTF
@@ -107,9 +108,9 @@ def _user_tagged(spec: Spec, type_id: int) -> bool:
 #: more than the copy). Larger ones are staged in a per-CPU scratch map (`bpfkit.lang.big_values`) to be
 #: copied to a map, printed or printf'ed; a variable holds their address; map keys and tuples refuse them.
 MAX_STRUCT_VALUE = 448
-#: The largest value of a per-CPU map the kernel creates (PCPU_MIN_UNIT_SIZE; E2BIG past it): the
-#: most the scratch map holds for one statement (an event's id and all its arguments).
-MAX_PERCPU_VALUE = 32 * 1024
+#: The most the scratch map holds for one statement (an event's id and all its arguments): the largest
+#: per-CPU map value the kernel creates.
+MAX_PERCPU_VALUE = PCPU_MIN_UNIT_SIZE
 #: The largest struct copied as a value at all: it must fit the scratch map's per-CPU value after the
 #: 8 bytes of an event's id.
 MAX_STRUCT_COPY = MAX_PERCPU_VALUE - 8

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bpfkit.errors import VmError
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.enums import MapType, RingbufHeader, RingbufQuery, UpdateFlags
+from bpfkit.uapi.limits import PCPU_MIN_UNIT_SIZE
 from bpfkit.vm.memory import MAP_BASE, AddressSpace, Region, RegionKind
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ BPF_F_CURRENT_CPU = 0xFFFFFFFF
 ENOENT, EEXIST, E2BIG, EINVAL, EAGAIN, EBUSY = (errno.ENOENT, errno.EEXIST, errno.E2BIG, errno.EINVAL,
                                                  errno.EAGAIN, errno.EBUSY)
 
-PCPU_MIN_UNIT_SIZE = 32 << 10
-"""Largest value (rounded up to 8 bytes) of a per-CPU array map (kernel/bpf/arraymap.c)."""
 ARRAY_VALUE_SIZE_MAX = 0x7FFFFFFF
 """Largest value_size of an array map: INT_MAX, the kernel's guard against overflow when rounding it up."""
 
