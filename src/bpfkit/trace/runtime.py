@@ -201,6 +201,9 @@ class Tracer:
                     for made in pinned:  # a run that fails to start leaves nothing on bpffs
                         made.unpin()
                     raise
+                for made in pinned:  # said once every probe is in place (a failed start pins nothing)
+                    self.out.write("".join(f"Program pinned to {path}\n" for path in made.pins))
+                self.out.flush()
                 if options.child is not None:
                     options.child.release()
                 try:
@@ -236,8 +239,6 @@ class Tracer:
             link.pin(path)
         except KernelError as e:
             raise _pin_error(probe, path, e.errno or 0, str(e)) from None
-        self.out.write(f"Program pinned to {path}\n")
-        self.out.flush()
         return link
 
     def _run_iterators(self, links: list[AttachedLink | LinkGroup], rb: RingBuffer) -> None:

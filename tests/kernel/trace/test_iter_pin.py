@@ -183,9 +183,11 @@ def test_a_failed_start_removes_the_pins_it_made() -> None:
                                 f'iter:task:{second} {{ printf("%d\\n", 2); }}', system.tracepoint_format,
                                 options=Options(btf=system.vmlinux_btf))
         second.mkdir()
-        with Tracer(script, out=io.StringIO()) as tracer, pytest.raises(CompileError, match="exists already"):
+        out = io.StringIO()
+        with Tracer(script, out=out) as tracer, pytest.raises(CompileError, match="exists already"):
             tracer.run(RunOptions(quiet=True))
         assert not first.exists()
+        assert "Program pinned" not in out.getvalue()  # nothing announced that does not stay
     finally:
         _unpin(first)
         if second.is_dir():
