@@ -556,12 +556,15 @@ class TargetBtf:
         its verification needs one (`needs_target_btf`; the kernel's is read only then), else None.
         The one place that ties the two together: the verifier's refusal for want of it
         (`Report.needs_btf`) gets a hint saying why there is none and how to give one."""
-        spec = self.get() if needs_target_btf(prog_type, insns) else None
+        needed = needs_target_btf(prog_type, insns)
+        spec = self.get() if needed else None
         try:
             return run(spec)
         except VerificationError as err:
             if spec is not None or not err.report.needs_btf:
                 raise
+            if not needed and self.get() is not None:  # a need the cheap test missed: verify again with it
+                return run(self.get())
             hint = (f"{self.missing()}: pass one (a bpfkit.btf.Spec or a path to raw BTF) as btf= to "
                     "Vm.load, target_btf= to Vm.load_object, or --btf PATH to `bpfkit vm run` / "
                     "`bpfkit vm verify`")
@@ -578,8 +581,8 @@ class TargetBtf:
 
 def needs_target_btf(prog_type: ProgType | None, insns: Sequence[Instruction] | bytes) -> bool:
     """Whether verifying the program needs the target kernel's BTF: a BTF-typed context (the
-    verifier's `BTF_CTX_TYPES`: fentry/fexit, tp_btf, iterators, LSM hooks), a kfunc call or a typed `__ksym`
-    load (LD_IMM64 of a BTF id). Decides whether the kernel's BTF is read at all."""
+    verifier's `BTF_CTX_TYPES`: fentry/fexit, tp_btf, iterators, LSM hooks), a kfunc call or a typed
+    `__ksym` load (LD_IMM64 of a BTF id). Decides whether the kernel's BTF is read at all."""
     from bpfkit.vm.verifier.memory import BTF_CTX_TYPES
 
     if prog_type in BTF_CTX_TYPES:

@@ -28,6 +28,7 @@ from bpfkit.vm import Vm, VmProgram
 from bpfkit.vm import objects as vm_objects
 from bpfkit.vm.machine import TargetBtf, needs_target_btf
 from bpfkit.vm.objects import VmCollection
+from bpfkit.vm.verifier import Report
 
 OBJ = Path(__file__).resolve().parents[2] / "data" / "obj"
 ENGINES = ("fast", "interp")
@@ -256,3 +257,20 @@ def test_target_verify_gives_the_btf_only_to_programs_needing_it(monkeypatch: py
     with pytest.raises(VerificationError) as info:
         TargetBtf(fentry_target()).verify(ProgType.TRACING, plain, given)
     assert info.value.report.hint == "the verifier's hint" and given.seen[0] is not None
+
+
+def test_a_need_the_cheap_test_missed_gets_the_btf_on_a_second_verification() -> None:
+    """`needs_target_btf` says no (an XDP program), yet the verifier refuses for want of BTF: with a BTF
+    available the program is verified again with it, instead of a hint that none can be read."""
+    plain = assemble("r0 = 0\nexit")
+    seen: list[Spec | None] = []
+
+    def run(btf: Spec | None) -> Any:
+        seen.append(btf)
+        if btf is None:
+            raise VerificationError(Report(-1, "needs BTF", "the verifier's hint", needs_btf=True))
+        return "verified"
+
+    spec = fentry_target()
+    assert TargetBtf(spec).verify(ProgType.XDP, plain, run) == "verified"
+    assert seen == [None, spec]
