@@ -39,7 +39,8 @@ class ArrayGen:
     def spill(self) -> int:
         raise NotImplementedError
 
-    def read_int(self, size: int, signed: bool, user: bool, bit_shift: int = 0, bit_size: int = 0) -> None:
+    def read_int(self, size: int, signed: bool, user: bool, bit_shift: int = 0, bit_size: int = 0, *,
+                 anyspace: bool = False) -> None:
         raise NotImplementedError
 
     def field_addr(self, e: ast.FieldAccess) -> None:
@@ -110,7 +111,7 @@ class ArrayGen:
             self.em.truncate(R0, size, t.signed)
         else:
             self.element_addr(e)
-            self.read_int(size, t.signed, self.reads_user(e))
+            self.read_int(size, t.signed, self.reads_user(e), anyspace=bt.anyspace)
 
     def array_field(self, e: ast.FieldAccess, out: int) -> None:
         """An array field's bytes: from kernel (or user) memory through BTF, or from the tracepoint

@@ -85,8 +85,8 @@ class ExprGen(ArrayGen):
             self.binary(e)
         elif isinstance(e, ast.Unary) and e.op == "*":
             self.gen_int(e.operand)
-            t = self.type_of(e)
-            self.read_int(t.size, t.signed, self.type_of(e.operand).user)
+            t, pt = self.type_of(e), self.type_of(e.operand)
+            self.read_int(t.size, t.signed, pt.user, anyspace=pt.anyspace)
         elif isinstance(e, ast.Unary) and e.op == "&":
             self.gen_addr(e.operand)
         elif isinstance(e, ast.Index):
@@ -243,8 +243,10 @@ class ExprGen(ArrayGen):
         if offset:
             self.b.add(R0, offset)
 
-    def read_int(self, size: int, signed: bool, user: bool, bit_shift: int = 0, bit_size: int = 0) -> None:
-        """r0 = the `size`-byte integer at address r0, read with bpf_probe_read_kernel (or _user).
+    def read_int(self, size: int, signed: bool, user: bool, bit_shift: int = 0, bit_size: int = 0, *,
+                 anyspace: bool = False) -> None:
+        """r0 = the `size`-byte integer at address r0, read with bpf_probe_read_kernel (or _user; or, for
+        an address of no known space, `anyspace`, the legacy bpf_probe_read: see `read_helpers`).
 
         A failed read gives 0, as in bpftrace. For a bitfield, bits [bit_shift, bit_shift + bit_size)
         of the bytes read are extracted and sign- or zero-extended.
@@ -255,7 +257,8 @@ class ExprGen(ArrayGen):
         b.mov(R3, R0)
         self.em.stack_ptr(R1, slot)
         b.mov(R2, size)
-        b.call(Helper.PROBE_READ_USER if user else Helper.PROBE_READ_KERNEL)
+        b.call(Helper.PROBE_READ if anyspace else Helper.PROBE_READ_USER if user
+               else Helper.PROBE_READ_KERNEL)
         if bit_size:
             b.ldx(8, R0, R10, slot)
             if bit_shift:
@@ -733,11 +736,16 @@ class ExprGen(ArrayGen):
 
 
 def read_helpers(t: Type) -> tuple[Helper, Helper]:
-    """The helpers (read, read_str) that read from an address of type `t` (str(), buf(), join()): by
-    its address space, and for a plain integer of none known the legacy bpf_probe_read(_str), which
-    reads either space on x86-64, as bpftrace 0.17 does."""
+    """The helpers (read, read_str) that read from an address of type `t` (str(), buf(), join(), ints
+    through an integer pointer): by its address space, and for an address of none known (a plain
+    integer, or an integer pointer cast from one) the legacy bpf_probe_read(_str), as bpftrace 0.17
+    does. The legacy helpers read either space only on architectures whose user and kernel address
+    spaces do not overlap (CONFIG_ARCH_HAS_NON_OVERLAPPING_ADDRESS_SPACE: x86-64, the only one bpfkit
+    targets); elsewhere the kernel does not offer them, as for bpftrace."""
     if t.user:
         return Helper.PROBE_READ_USER, Helper.PROBE_READ_USER_STR
+    if t.anyspace:
+        return Helper.PROBE_READ, Helper.PROBE_READ_STR
     if t.kernel or t.is_pointer or t.kind is not Kind.INT:
         return Helper.PROBE_READ_KERNEL, Helper.PROBE_READ_KERNEL_STR
     return Helper.PROBE_READ, Helper.PROBE_READ_STR

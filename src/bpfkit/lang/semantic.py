@@ -697,7 +697,7 @@ def _address_space(t: Type) -> str | None:
     """"user" or "kernel" when `t` is known to hold an address in that space, else None."""
     if t.user:
         return "user"
-    return "kernel" if t.kernel or t.is_pointer else None
+    return "kernel" if t.kernel or (t.is_pointer and not t.anyspace) else None
 
 
 def _is_int(text: str) -> bool:

@@ -52,7 +52,7 @@ def _in_space(value: Type, pointer: Type) -> Type:
     user memory stays a user address; other values are returned unchanged."""
     if value.kind is not Kind.INT or value.is_pointer:
         return value
-    return replace(value, user=pointer.user, kernel=not pointer.user)
+    return replace(value, user=pointer.user, kernel=not pointer.user and not pointer.anyspace)
 
 
 class KernelChecks:
@@ -161,19 +161,26 @@ class KernelChecks:
         cast of a user address (a ``syscalls`` tracepoint pointer, uprobe ``argN``/``retval``, a user
         pointer, a variable or map holding one) points into user memory, and so does everything reached
         through it (fields, copies, pointer members). A value of no known address space (a literal, a
-        ternary, a builtin such as pid) takes the probe's: user in uprobe and usdt probes,
+        ternary, a builtin such as pid) keeps none when cast to an integer pointer (what it points to is
+        read with the legacy bpf_probe_read, in every probe type), while a struct (or void, or
+        pointer-to-pointer) pointer cast of it takes the probe's space: user in uprobe and usdt probes,
         kernel elsewhere. Kernel pointers and what is derived from them stay kernel ones."""
         t = self.expr(e.expr)
         target = self.type_name(e.type)
         if target is None:
             return INT64
+        no_space = not t.user and not t.kernel and (not t.is_pointer or t.anyspace)
         if not t.is_int or not target.is_int:
             self.error(f"Cannot cast from '{t}' to '{target}'", e.span)
+        elif target.is_pointer and no_space and target.target is not None and target.target.is_int \
+                and not target.target.is_pointer:
+            target = replace(target, anyspace=True)
         elif target.is_pointer:
-            if t.user or (not t.is_pointer and not t.kernel and self.user_probe()):
+            if t.user or (no_space and self.user_probe()):
                 target = in_user_memory(target)
         else:
-            target = replace(target, user=t.user, kernel=t.kernel or (t.is_pointer and not t.user))
+            kernel = t.kernel or (t.is_pointer and not t.user and not t.anyspace)
+            target = replace(target, user=t.user, kernel=kernel)
         return target
 
     def user_probe(self) -> bool:

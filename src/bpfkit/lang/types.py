@@ -71,12 +71,14 @@ class Type:
     `user` marks an integer that is a pointer into user memory (tracepoint ``syscalls`` arguments,
     uprobe arguments), which decides between probe_read_user and probe_read_kernel; `kernel` marks a
     plain integer known to hold a kernel address (cast from a kernel pointer, a kernel struct's field).
-    Neither: no address space is known (a literal, a ternary): a pointer cast takes the probe's (user in
-    uprobe and usdt probes) and str()/buf()/join() read with the legacy bpf_probe_read(_str), as
-    bpftrace 0.17. Both survive variables, map values and arithmetic.
+    Neither: no address space is known (a literal, a ternary, a builtin such as pid): str()/buf()/join()
+    read with the legacy bpf_probe_read(_str), and so does an integer read through an integer-pointer
+    cast of it, as bpftrace 0.17; only a struct-pointer cast takes the probe's space (user in uprobe
+    and usdt probes, kernel elsewhere). Both survive variables, map values and arithmetic.
     A pointer is an INT with a `target`: the type of what it points to (an integer, another pointer
-    or a RECORD). A RECORD names its BTF type by `btf_id`; `cname` spells pointers and records in C
-    for messages.
+    or a RECORD). It points into kernel memory unless `user` or `anyspace` (an integer pointer cast
+    from a value of no known address space) says otherwise. A RECORD names its BTF type by `btf_id`;
+    `cname` spells pointers and records in C for messages.
     """
 
     kind: Kind
@@ -94,6 +96,8 @@ class Type:
     ARRAY: bytes per element."""
     members: tuple[StructMember, ...] = ()
     """STRUCT: the members, anonymous structs and unions flattened into their parent."""
+    anyspace: bool = False
+    """A pointer of no known address space: what it points to is read with bpf_probe_read."""
 
     @property
     def storage(self) -> int:

@@ -7,7 +7,8 @@ The tracepoint ``syscalls`` ``buf`` argument, uprobe ``argN`` and uretprobe ``re
 cast to a struct pointer, every read through them (``->``, ``*``, ``str()`` of a ``char *`` member, struct
 copies) must use bpf_probe_read_user, while ``(struct task_struct *)curtask`` stays a kernel read.
 A user address kept in a variable or a map value, offset by arithmetic or read from user memory stays
-one, as bpftrace tracks it.
+one, as bpftrace tracks it. An integer pointer cast of a value of no address space (a ternary) reads
+with the legacy bpf_probe_read, in every probe type, as bpftrace does.
 bpftrace 0.17 reads the same fields correctly and is the oracle for them; it refuses struct copies past
 the stack limit (LLVM: "A call to built-in function 'memset' is not supported"), so those are checked
 against the values the program wrote.
@@ -16,6 +17,7 @@ against the values the program wrote.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +150,27 @@ def test_values_read_from_user_memory_and_ternaries_are_read_as_bpftrace_reads_t
     out = compare(["-c", str(program), "-e", script])
     text = "pointed-to user string"
     assert out == f"Attaching 2 probes...\n{text}|{text}|{text}|\n0\n{text}|{text}\n\n\n"
+
+
+def test_integer_pointer_casts_of_values_of_no_address_space_read_as_bpftrace_reads_them(
+        program: Path, tmp_path: Path) -> None:
+    """``*(int8 *)x`` / ``((int64 *)x)[i]`` of a value of no address space (a ternary, a builtin) read
+    with the legacy bpf_probe_read in every probe type, as bpftrace 0.17 (``bpftool prog dump xlated``
+    shows probe_read_compat there), so a ternary holding a user address reads user memory in a
+    tracepoint: the byte ``hello`` starts with, 104, the same as through the user pointer itself."""
+    cat = shutil.which("cat")
+    assert cat is not None
+    (tmp_path / "bpfkitucat").symlink_to(cat)  # a comm no other process has
+    sh = shutil.which("sh")
+    assert sh is not None
+    (tmp_path / "pipe.sh").write_text(f"echo hello | {tmp_path / 'bpfkitucat'} >/dev/null\n")
+    script = ('tracepoint:syscalls:sys_enter_write /comm == "bpfkitucat"/ { '
+              "$n = pid >= 0 ? (uint64)args->buf : 0; "
+              'printf("%d %d %d\\n", *(int8 *)$n, *(int8 *)(uint64)args->buf, ((int8 *)$n)[4]); exit(); }')
+    out = compare(["-c", f"{sh} {tmp_path / 'pipe.sh'}", "-e", script])
+    assert out == "Attaching 1 probe...\n104 104 111\n\n\n"
+    script = (f"uprobe:{program}:bpfkit_probe {{ "
+              'printf("%d %d %d\\n", ((int64 *)(1 ? arg0 : 0))[1], *(int64 *)(1 ? arg0 : 0), '
+              "*(int8 *)(1 ? arg1 : 0)); }")
+    out = compare(["-c", str(program), "-e", script])
+    assert out == "Attaching 1 probe...\n678000000 12345 7\n\n\n"

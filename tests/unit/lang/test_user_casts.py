@@ -248,3 +248,29 @@ def test_integers_read_through_user_pointers_are_user_addresses_and_ternaries_re
                'printf("%s|%s|%s\\n", str($t), str(pid >= 0 ? $t : 0), str(*(uint64 *)(args->buf + 32))); '
                "$k = *(int32 *)curtask; printf(\"%d\\n\", $k); }")
     assert out == "user text|user text|user text\n4321\n\n\n"
+
+
+def test_integer_pointer_casts_of_values_of_no_address_space_read_either_space_in_every_probe() -> None:
+    """As bpftrace 0.17: ``*(int32 *)x`` / ``((int32 *)x)[i]`` of a value of no address space (a ternary,
+    a literal, a builtin) reads with the legacy bpf_probe_read (which reads either space; the VM's, like
+    the kernel's on x86-64), in tracepoints and uprobes alike: a user address in a tracepoint and a
+    kernel one in a uprobe both read. Struct-pointer casts of such values still take the probe's space
+    (`test_a_ternary_of_user_addresses_has_no_address_space_outside_user_probes`)."""
+    a = _analyze("tracepoint:syscalls:sys_enter_write { $n = pid >= 0 ? args->buf : 0; $p = (int8 *)$n; "
+                 "$q = (int8 *)nsecs; $v = *(uint64 *)$n; $w = (uint64)$p; $u = (int8 *)args->buf; "
+                 "$k = (int8 *)curtask; $s = (struct ustr *)$n; } "
+                 "uprobe:/bin/x:f { $p = (int32 *)(1 ? arg0 : 0); $q = (int8 *)nsecs; "
+                 "$s = (struct ustr *)nsecs; }")
+    v, u = a.vars
+    for t in (v["p"], v["q"], u["p"], u["q"]):
+        assert t.anyspace and not t.user and not t.kernel
+    assert not v["v"].user and not v["v"].kernel and not v["w"].user and not v["w"].kernel
+    assert v["u"].user and not v["u"].anyspace and not v["k"].user and not v["k"].anyspace
+    assert not v["s"].anyspace and _chain(v["s"]) == [False, False] and _chain(u["s"]) == [True, True]
+    out = _run("tracepoint:syscalls:sys_enter_write { $n = pid >= 0 ? (uint64)args->buf : 0; "
+               'printf("%d %d %d %s|%s\\n", *(int32 *)($n + 8), ((int32 *)$n)[2], *(int32 *)(args->buf + 8), '
+               "str((int8 *)($n + 12)), str(*(uint64 *)($n + 32))); } "
+               "uprobe:/bin/x:f { $k = 1 ? (uint64)curtask : 0; "
+               'printf("%d %d %d %d\\n", *(int32 *)$k, ((int32 *)$k)[0], ((int32 *)(1 ? arg0 : 0))[2], '
+               "*(int32 *)curtask); }")
+    assert out == "42 42 42 username|user text\n4321 4321 42 4321\n\n\n"
