@@ -208,13 +208,24 @@ def attach_proto(btf: Any, prog_type: ProgType, attach: AttachType | None, attac
     if not name or not attach_to:
         raise Refusal(-1, "the program names no attach target", "load it from an object section such as "
                                                                 "SEC(\"iter/task\") or pass attach_to")
+    missing = Refusal(-1, f"attach target {name!r} is not a function in the kernel's BTF",
+                      "check the iterator or function name")
+    return func_proto(btf, find_func(btf, name, missing))
+
+
+def find_func(btf: Any, name: str, missing: Refusal) -> Func:
+    """Function `name` of the target BTF (the first of that name); `missing` raised when there is none."""
     funcs = [t for t in btf.find_all(name, Func) if isinstance(t, Func)]
     if not funcs:
-        raise Refusal(-1, f"attach target {name!r} is not a function in the kernel's BTF",
-                      "check the iterator or function name")
-    proto = btf.type_by_id(funcs[0].type_id)
+        raise missing
+    return funcs[0]
+
+
+def func_proto(btf: Any, func: Func) -> FuncProto:
+    """The prototype of function `func` of the target BTF."""
+    proto = btf.type_by_id(func.type_id)
     if not isinstance(proto, FuncProto):
-        raise Refusal(-1, f"{name!r} has no prototype in the kernel's BTF", "check the target BTF")
+        raise Refusal(-1, f"{func.name!r} has no prototype in the kernel's BTF", "check the target BTF")
     return proto
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from bpfkit._records import record, replace
-from bpfkit.btf.types import Func, FuncProto
+from bpfkit.btf.types import FuncProto
 from bpfkit.uapi.enums import AttachType, Helper, ProgType
 from bpfkit.vm.verifier.errors import Refusal
 from bpfkit.vm.verifier.ranges import sync
@@ -88,22 +88,19 @@ def hook_proto(btf: Any, attach_to: str) -> FuncProto:
     if not hook:
         raise Refusal(-1, "the program names no LSM hook", "load it from an object section such as "
                                                           "SEC(\"lsm/file_open\") or pass attach_to")
+    from bpfkit.vm.verifier.btfmem import find_func, func_proto  # btfmem imports this module
+
     name = HOOK_PREFIX + hook
-    funcs = [t for t in btf.find_all(name, Func) if isinstance(t, Func)]
-    if not funcs:
-        raise Refusal(-1, f"attach target {name!r} is not an LSM hook in the kernel's BTF",
-                      f"check the hook name of SEC(\"lsm/{hook}\"): the kernel's LSM hooks are the "
-                      f"functions {HOOK_PREFIX}* of its BTF")
+    func = find_func(btf, name, Refusal(-1, f"attach target {name!r} is not an LSM hook in the kernel's BTF",
+                                        f"check the hook name of SEC(\"lsm/{hook}\"): the kernel's LSM hooks "
+                                        f"are the functions {HOOK_PREFIX}* of its BTF"))
     if hook in NOT_HOOKS:
         raise Refusal(-1, f"attach_btf_id points to wrong type name {name}",
                       f"{name} is a function of the BPF LSM itself, not an LSM hook")
     if hook in DISABLED_HOOKS:
         raise Refusal(-1, f"attach_btf_id points to disabled hook {name}",
                       "BPF programs may not attach to this hook: its return convention is not 0/-errno")
-    proto = btf.type_by_id(funcs[0].type_id)
-    if not isinstance(proto, FuncProto):
-        raise Refusal(-1, f"{name!r} has no prototype in the kernel's BTF", "check the target BTF")
-    return proto
+    return func_proto(btf, func)
 
 
 def ret_range(proto: FuncProto | None, attach_to: str) -> tuple[int, int] | None:
