@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
-from bpfkit._records import field_names, record, replace
+from bpfkit._records import record, replace
 from bpfkit.errors import AsmError, BpfkitError, CompileError
 from bpfkit.isa import Instruction
 from bpfkit.lang import ast, big_values, walk
@@ -607,22 +607,9 @@ def _tracepoint_format(ap: ast.AttachPoint, formats: FormatLookup) -> Tracepoint
 
 
 def _uses_args(probe: ast.Probe) -> list[ast.FieldAccess]:
-    found: list[ast.FieldAccess] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, ast.FieldAccess) and node.expr == ast.Builtin("args"):
-            found.append(node)
-        if isinstance(node, tuple | list):
-            for x in node:
-                walk(x)
-        elif isinstance(node, ast.Node):
-            for name in field_names(node):
-                if name != "span":
-                    walk(getattr(node, name))
-
-    walk(probe.predicate)
-    walk(probe.body)
-    return found
+    """The ``args.field`` / ``args->field`` reads of a probe's predicate and body, in source order."""
+    return [n for n in walk.nodes((probe.predicate, probe.body))
+            if isinstance(n, ast.FieldAccess) and n.expr == ast.Builtin("args")]
 
 
 def compile_program(program: ast.Program, formats: FormatLookup, options: Options = Options(),
